@@ -1,0 +1,143 @@
+"""Data engine commands: shapes, generate, validate, show, convert."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from amodal3d import CATEGORY_NAMES
+from amodal3d.errors import DataError
+
+
+def register(sub, train_sub) -> None:
+    p = sub.add_parser("shapes", help="contact sheet of generated (or loaded) meshes of a category")
+    p.add_argument("--category", required=True, choices=CATEGORY_NAMES)
+    p.add_argument("--n", type=int, default=16, help="number of meshes")
+    p.add_argument("--shapes", default="procedural", help="'procedural' or a ShapeNetCore / mesh folder")
+    p.add_argument("--split", default="train")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="shapes.png", help="PNG to write")
+    p.set_defaults(handler=cmd_shapes)
+
+    p = sub.add_parser("generate", help="generate a synthetic amodal dataset (resumable, sharded)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", required=True, help="dataset folder")
+    p.add_argument("--split", default="train=8000,val=500,test=1000", help="NAME=COUNT,...")
+    p.add_argument("--size", type=int, default=256, help="image width = height in pixels")
+    p.add_argument("--objects", default="2-4", help="objects per scene, MIN-MAX")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shapes", default="procedural", help="'procedural' or a ShapeNetCore / mesh folder")
+    p.add_argument("--shard", default="0/1", help="i/n: render only every n-th shard from i (cluster use)")
+    p.add_argument("--shard-size", type=int, default=50, help="images per resumable shard")
+    p.add_argument("--save-meshes", action="store_true", help="also write each mesh used as OBJ")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("validate", help="check every invariant of a dataset; non-zero exit on any violation")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--split", action="append", help="split to check (repeatable; default all)")
+    p.add_argument("--no-images", action="store_true", help="skip opening the image files")
+    p.add_argument("--max-report", type=int, default=50, help="violations printed at most")
+    p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser("show", help="grid of images with visible (solid) and hidden (hatched) parts")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--split", default="test")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--columns", type=int, default=4)
+    p.add_argument("--out", default="grid.png")
+    p.set_defaults(handler=cmd_show)
+
+    p = sub.add_parser("convert", help="convert COCOA (native), KINS or D2SA/COCOA-cls to the amodal3d schema")
+    p.add_argument("source", help="annotation JSON, or a folder of native COCOA per-image JSON files")
+    p.add_argument("--format", default="auto", choices=["auto", "cocoa", "kins", "d2sa"])
+    p.add_argument("--class-agnostic", action="store_true", help="one category 'object'")
+    p.add_argument("--out", required=True, help="JSON to write")
+    p.set_defaults(handler=cmd_convert)
+
+
+def cmd_shapes(args) -> int:
+    from amodal3d.data.meshes import open_mesh_source
+    from amodal3d.data.preview import contact_sheet
+
+    source = open_mesh_source(args.shapes, seed=args.seed)
+    ids = source.mesh_ids(args.category, args.split)[: args.n]
+    if not ids:
+        raise DataError(f"{args.shapes}: no {args.category} meshes in split {args.split}")
+    meshes = [source.load(i) for i in ids]
+    labels = [f"{i.rsplit('/', 1)[-1]} {m.metadata.get('variant', '')}" for i, m in zip(ids, meshes)]
+    print(contact_sheet(meshes, labels, args.out))
+    return 0
+
+
+def parse_range(text: str, name: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        low_i, high_i = int(low), int(high or low)
+    except ValueError:
+        raise DataError(f"{name}: expected MIN-MAX, got {text!r}") from None
+    if not 1 <= low_i <= high_i:
+        raise DataError(f"{name}: expected 1 <= MIN <= MAX, got {text!r}")
+    return low_i, high_i
+
+
+def cmd_generate(args) -> int:
+    from amodal3d.data.generate import GenerateConfig, generate, parse_splits
+    from amodal3d.data.scene import SceneConfig
+
+    lo, hi = parse_range(args.objects, "--objects")
+    try:
+        index, count = (int(v) for v in args.shard.split("/"))
+        assert 0 <= index < count
+    except (ValueError, AssertionError):
+        raise DataError(f"--shard: expected i/n with 0 <= i < n, got {args.shard!r}") from None
+    config = GenerateConfig(out=args.out, splits=parse_splits(args.split), seed=args.seed, shapes=args.shapes,
+                            shard_size=args.shard_size, save_meshes=args.save_meshes,
+                            scene=SceneConfig(size=args.size, min_objects=lo, max_objects=hi))
+    files = generate(config, workers=args.workers, shard=(index, count), progress=not args.quiet)
+    for split, path in files.items():
+        print(f"{split}: {path if path else 'shards still missing (other --shard runs)'}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from amodal3d.data.validate import validate_dataset
+
+    splits, violations = validate_dataset(args.data, args.split, check_images=not args.no_images)
+    for v in violations[: args.max_report]:
+        print(v)
+    if len(violations) > args.max_report:
+        print(f"... and {len(violations) - args.max_report} more")
+    print(f"{args.data}: splits {', '.join(splits)}: {len(violations)} violation(s)")
+    return 1 if violations else 0
+
+
+def cmd_show(args) -> int:
+    from amodal3d.data.dataset import AmodalDataset
+    from amodal3d.visualize import grid, overlay
+
+    dataset = AmodalDataset(args.data, args.split)
+    names = {c["id"]: c["name"] for c in dataset.categories}
+    tiles = []
+    for i in range(min(args.n, len(dataset))):
+        image, target = dataset[i]
+        array = (image.permute(1, 2, 0).numpy() * 255).astype("uint8")
+        tiles.append(overlay(array, target["visible_masks"].bool().numpy(), target["amodal_masks"].bool().numpy(),
+                             [names.get(int(c), str(int(c))) for c in target["labels"]]))
+    if not tiles:
+        raise DataError(f"{args.data}: split {args.split} has no images")
+    grid(tiles, args.columns, args.out)
+    print(Path(args.out))
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from amodal3d.data.readers import convert
+    from amodal3d.io import atomic_write_json
+
+    data = convert(args.source, args.format, args.class_agnostic)
+    atomic_write_json(args.out, data)
+    print(f"{args.out}: {len(data['images'])} images, {len(data['annotations'])} instances, "
+          f"{len(data['categories'])} categories")
+    return 0

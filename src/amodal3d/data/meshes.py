@@ -1,0 +1,171 @@
+"""Where the data engine's meshes come from: procedural generators, a ShapeNetCore root, or a folder
+of mesh files per category. Every source hands out meshes in the ShapeNetCore v2 frame (see
+:mod:`amodal3d.geometry`), normalised to a centred unit bounding-box diagonal, with
+``metadata["part_ids"]`` (F,) for per-part colours, and splits that are disjoint by mesh."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from amodal3d import CATEGORY_NAMES, SYNSET_TO_NAME
+from amodal3d.errors import MeshError
+
+MESH_EXTENSIONS = (".obj", ".ply", ".off", ".glb", ".gltf", ".stl")
+# Fractions of a real mesh collection assigned to each split (by a stable hash of the mesh id).
+REAL_SPLIT_FRACTIONS = (("train", 0.80), ("val", 0.05), ("test", 0.15))
+DEFAULT_PROCEDURAL_POOL = {"train": 150, "val": 15, "test": 40}
+
+
+def normalize_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Centre the bounding box at the origin and scale its diagonal to 1 (a new mesh, metadata kept)."""
+    lo, hi = mesh.bounds
+    diagonal = float(np.linalg.norm(hi - lo))
+    out = trimesh.Trimesh((mesh.vertices - (lo + hi) / 2.0) / diagonal, mesh.faces, process=False)
+    out.metadata.update(mesh.metadata)
+    return out
+
+
+def seed_from(*parts: object) -> int:
+    """A stable 32-bit seed from strings and ints (independent of Python's hash randomisation)."""
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def check_mesh(mesh: trimesh.Trimesh, name: str) -> None:
+    """Raise :class:`MeshError` naming ``name`` when a mesh cannot be rendered."""
+    if len(mesh.faces) == 0 or len(mesh.vertices) == 0:
+        raise MeshError(f"{name}: the mesh is empty (no faces)")
+    if not np.isfinite(mesh.vertices).all():
+        raise MeshError(f"{name}: the mesh has NaN or infinite vertex coordinates")
+    extent = mesh.bounds[1] - mesh.bounds[0]
+    if float(np.linalg.norm(extent)) <= 0.0:
+        raise MeshError(f"{name}: the mesh has zero size")
+    if int(mesh.faces.max()) >= len(mesh.vertices) or int(mesh.faces.min()) < 0:
+        raise MeshError(f"{name}: a face refers to a vertex that does not exist")
+
+
+def load_mesh_file(path: str | Path) -> trimesh.Trimesh:
+    """Read one mesh file (OBJ/PLY/OFF/GLB/GLTF/STL; a multi-part scene becomes one mesh with a part
+    id per sub-mesh), check it and normalise it. Raises :class:`MeshError` naming the file."""
+    path = Path(path)
+    try:
+        loaded = trimesh.load(path, process=False)
+    except Exception as error:  # trimesh raises many types for corrupt files
+        raise MeshError(f"{path}: cannot read the mesh ({type(error).__name__}: {error})") from None
+    if isinstance(loaded, trimesh.Scene):
+        geometries = [g for g in loaded.dump() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
+        if not geometries:
+            raise MeshError(f"{path}: the file holds no triangle mesh")
+        part_ids = np.concatenate([np.full(len(g.faces), i, np.int32) for i, g in enumerate(geometries)])
+        mesh = trimesh.util.concatenate(geometries)
+    elif isinstance(loaded, trimesh.Trimesh):
+        mesh, part_ids = loaded, np.zeros(len(loaded.faces), np.int32)
+    else:
+        raise MeshError(f"{path}: the file holds no triangle mesh ({type(loaded).__name__})")
+    mesh = trimesh.Trimesh(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces), process=False)
+    check_mesh(mesh, str(path))
+    mesh = normalize_mesh(mesh)
+    mesh.metadata["part_ids"] = part_ids[: len(mesh.faces)]
+    return mesh
+
+
+def _split_of(mesh_id: str) -> str:
+    """Deterministic split of a real mesh from a hash of its id (splits are disjoint by mesh)."""
+    u = int(hashlib.sha1(mesh_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    cumulative = 0.0
+    for split, fraction in REAL_SPLIT_FRACTIONS:
+        cumulative += fraction
+        if u < cumulative:
+            return split
+    return REAL_SPLIT_FRACTIONS[-1][0]
+
+
+@dataclass
+class MeshSource:
+    """A collection of meshes per category and split. ``kind`` is ``procedural`` or ``files``.
+
+    For ``files``, ``files[category]`` lists the mesh files; a mesh's split comes from a hash of its
+    path relative to ``root`` (train 80%, val 5%, test 15%). For ``procedural``, each split owns its
+    own pool of ``pool[split]`` seeds per category, so no mesh is shared between splits."""
+
+    kind: str
+    root: Path | None = None
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    seed: int = 0
+    pool: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PROCEDURAL_POOL))
+    _cache: dict[str, trimesh.Trimesh] = field(default_factory=dict, repr=False)
+    _broken: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        if self.kind == "procedural":
+            return CATEGORY_NAMES
+        return tuple(c for c in CATEGORY_NAMES if self.files.get(c))
+
+    def mesh_ids(self, category: str, split: str) -> list[str]:
+        if self.kind == "procedural":
+            count = self.pool.get(split, DEFAULT_PROCEDURAL_POOL["test"])
+            return [f"procedural/{category}/{split}/{i:04d}" for i in range(count)]
+        ids = [str(p.relative_to(self.root)) for p in self.files.get(category, [])]
+        return [i for i in ids if _split_of(i) == split and i not in self._broken]
+
+    def load(self, mesh_id: str) -> trimesh.Trimesh:
+        """The normalised mesh of ``mesh_id`` (cached). Raises :class:`MeshError` for a broken file."""
+        if mesh_id not in self._cache:
+            if len(self._cache) > 2048:
+                self._cache.clear()
+            if self.kind == "procedural":
+                from amodal3d.data.shapes.procedural import generate_mesh
+
+                _, category, split, index = mesh_id.split("/")
+                rng = np.random.default_rng(seed_from(self.seed, category, split, index))
+                self._cache[mesh_id] = generate_mesh(category, rng)
+            else:
+                try:
+                    self._cache[mesh_id] = load_mesh_file(self.root / mesh_id)
+                except MeshError as error:
+                    self._broken.add(mesh_id)
+                    warnings.warn(f"skipping a broken mesh: {error}", stacklevel=2)
+                    raise
+        return self._cache[mesh_id]
+
+
+def _category_of_folder(name: str) -> str | None:
+    name = name.strip().lower()
+    if name in SYNSET_TO_NAME:
+        return SYNSET_TO_NAME[name]
+    aliases = {"cabinet": "dresser", "loudspeaker": "speaker", "telephone": "phone", "watercraft": "vessel",
+               "monitor": "display", "boat": "vessel"}
+    name = aliases.get(name, name)
+    return name if name in CATEGORY_NAMES else None
+
+
+def open_mesh_source(spec: str | Path, seed: int = 0) -> MeshSource:
+    """``"procedural"`` or a folder: a ShapeNetCore v1/v2 root (synset folders holding
+    ``<model>/models/model_normalized.obj`` or ``<model>/model.obj``) or a folder with one sub-folder
+    of mesh files per category name. Raises :class:`MeshError` when no usable mesh is found."""
+    if str(spec) == "procedural":
+        return MeshSource(kind="procedural", seed=seed)
+    root = Path(spec)
+    if not root.is_dir():
+        raise MeshError(f"{root}: not a folder (give 'procedural' or a ShapeNetCore / mesh folder)")
+    files: dict[str, list[Path]] = {}
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        category = _category_of_folder(sub.name)
+        if category is None:
+            continue
+        found = sorted(p for p in sub.rglob("*") if p.suffix.lower() in MESH_EXTENSIONS and p.is_file())
+        # ShapeNetCore v2 ships model_normalized.obj; v1 model.obj; other files are textures' helpers.
+        shapenet = [p for p in found if p.name in ("model_normalized.obj", "model.obj")]
+        files.setdefault(category, []).extend(shapenet or found)
+    if not any(files.values()):
+        known = ", ".join(CATEGORY_NAMES)
+        raise MeshError(f"{root}: no mesh files found: expected ShapeNet synset folders or one folder per "
+                        f"category ({known}) holding {'/'.join(MESH_EXTENSIONS)} files")
+    return MeshSource(kind="files", root=root, files=files, seed=seed)

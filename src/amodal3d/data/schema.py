@@ -1,0 +1,25 @@
+"""The annotation schema of DESIGN.md (COCO-like, aistron convention)."""
+
+from __future__ import annotations
+
+from amodal3d import CATEGORIES
+
+SCHEMA_VERSION = 1
+
+
+def categories_json() -> list[dict]:
+    """The 13 categories as COCO categories (ids 1..13) carrying their ShapeNet synset."""
+    return [{"id": i + 1, "name": name, "supercategory": "shapenet", "synset": synset,
+             "shapenet_name": shapenet} for i, (name, synset, shapenet) in enumerate(CATEGORIES)]
+
+
+def dataset_json(images: list[dict], annotations: list[dict], info: dict | None = None,
+                 categories: list[dict] | None = None) -> dict:
+    """A full annotation file, images and annotations sorted by id."""
+    return {
+        "info": {"schema": "amodal3d", "schema_version": SCHEMA_VERSION, **(info or {})},
+        "licenses": [],
+        "images": sorted(images, key=lambda im: im["id"]),
+        "annotations": sorted(annotations, key=lambda a: a["id"]),
+        "categories": categories if categories is not None else categories_json(),
+    }

@@ -1,0 +1,52 @@
+"""The one interface every method implements to be evaluated (baselines, A3D and its ablations).
+
+A predictor takes one image and returns instances. Under the *given-visible* protocol it also
+receives the ground-truth visible instances and must return exactly those instances, in order,
+with their amodal masks (this isolates amodal completion from detection)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GivenVisible:
+    """Ground-truth visible instances of one image (given-visible protocol)."""
+
+    visible_masks: np.ndarray   # (N, H, W) bool
+    labels: np.ndarray          # (N,) int64 category ids
+    boxes: np.ndarray           # (N, 4) float32 xyxy pixels, boxes of the visible masks
+
+
+@dataclass(frozen=True)
+class Instances:
+    """Predicted instances of one image (H x W). Scores in [0, 1], sorted high to low."""
+
+    boxes: np.ndarray           # (N, 4) float32 xyxy pixels
+    labels: np.ndarray          # (N,) int64 category ids
+    scores: np.ndarray          # (N,) float32
+    visible_masks: np.ndarray   # (N, H, W) bool
+    amodal_masks: np.ndarray    # (N, H, W) bool
+    extras: dict = field(default_factory=dict)  # per-method outputs (meshes, viewpoints, ...)
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if not (len(self.boxes) == len(self.scores) == len(self.visible_masks) == len(self.amodal_masks) == n):
+            raise ValueError("Instances: boxes, labels, scores and masks must have the same length")
+
+    @staticmethod
+    def empty(height: int, width: int) -> Instances:
+        return Instances(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                         np.zeros((0, height, width), bool), np.zeros((0, height, width), bool))
+
+
+class Predictor(Protocol):
+    """What the evaluation harness calls. ``image`` is uint8 (H, W, 3) RGB."""
+
+    name: str
+
+    def predict(self, image: np.ndarray, given: GivenVisible | None = None) -> Instances:
+        ...

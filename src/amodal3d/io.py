@@ -1,0 +1,43 @@
+"""Crash-safe file writing: write to a temporary file in the same folder, then rename.
+
+A reader never sees a half-written file under its final name, and a run killed at any moment
+leaves either the old file or the new one."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+
+def _atomic_write(path: str | Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return _atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> Path:
+    text = json.dumps(obj, indent=indent, sort_keys=False, separators=None if indent else (",", ":"))
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_image(image: Image.Image, path: str | Path, format: str = "PNG") -> Path:
+    return _atomic_write(path, lambda handle: image.save(handle, format=format))
