@@ -67,7 +67,7 @@ def read_image(path: Path) -> np.ndarray:
                 array = np.asarray(image, dtype=np.float64)
                 array = array / max(array.max(), 1.0) * 255.0
                 return np.repeat(array.astype(np.uint8)[..., None], 3, axis=2)
-            return np.asarray(image.convert("RGB"))
+            return np.array(image.convert("RGB"))
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:

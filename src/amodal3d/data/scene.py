@@ -18,8 +18,15 @@ from amodal3d import CATEGORY_ID
 from amodal3d.data.meshes import MeshSource
 from amodal3d.data.raycast import RayCastResult, projected_bounds, raycast_scene
 from amodal3d.errors import MeshError
-from amodal3d.geometry import (focal_from_fov, intrinsics, look_at_rotation, rotation_x, rotation_y,
-                               rotation_z, viewpoint_from_position)
+from amodal3d.geometry import (
+    focal_from_fov,
+    intrinsics,
+    look_at_rotation,
+    rotation_x,
+    rotation_y,
+    rotation_z,
+    viewpoint_from_position,
+)
 from amodal3d.masks import encode_rle, mask_to_bbox
 
 
@@ -34,8 +41,9 @@ class SceneConfig:
     camera_pitch_deg: tuple[float, float] = (0.0, 35.0)   # camera looks down by this much
     tilt_deg: float = 8.0                     # std of the small random tilt of each object
     scale_range: tuple[float, float] = (0.75, 1.25)
-    depth_range: tuple[float, float] = (1.6, 5.0)
-    overlap_range: tuple[float, float] = (0.1, 1.05)  # centre distance / sum of projected radii
+    depth_range: tuple[float, float] = (1.8, 6.0)
+    overlap_range: tuple[float, float] = (0.1, 0.6)  # image distance to the anchor / sum of radii
+    in_front_prob: float = 0.9                # a new object goes in front of its anchor, else behind
     min_visible_fraction: float = 0.05        # instances less visible than this are removed
     part_colour_prob: float = 0.6             # per-part colours, else one colour per object
 
@@ -70,21 +78,28 @@ def _camera_rotation(pitch_deg: float) -> np.ndarray:
 def _candidate_position(rng: np.random.Generator, placed: list[PlacedObject], scale: float,
                         config: SceneConfig, K: np.ndarray) -> np.ndarray | None:
     """A camera-frame centre for a new object of size ``scale``: the first object near the image
-    centre, later ones overlapping a random earlier one in the image, in front of it or behind it,
-    with no two bounding spheres meeting. None when the draw fails."""
+    centre and far, later ones overlapping a random earlier one (the anchor) in the image, mostly in
+    front of it, with no two bounding spheres meeting. None when the draw fails.
+
+    With every object annotated, the nearest object of a scene is unoccluded, so the share of
+    unoccluded instances is at least about 1 / (objects per scene)."""
     focal, (cx, cy) = K[0, 0], K[:2, 2]
     if not placed:
         u, v = np.array([cx, cy]) + rng.uniform(-0.2, 0.2, 2) * config.size
-        depth = rng.uniform(*config.depth_range)
+        near, far = config.depth_range
+        depth = rng.uniform(near + 0.5 * (far - near), far)  # later objects mostly come in front
     else:
-        anchor = placed[int(rng.integers(len(placed)))]
+        # mostly a chain (each object hides part of the previous one), sometimes any earlier one
+        anchor = placed[-1] if rng.uniform() < 0.7 else placed[int(rng.integers(len(placed)))]
         anchor_uv = anchor.translation[:2] / anchor.translation[2] * focal + [cx, cy]
         reach = rng.uniform(*config.overlap_range) * focal * (anchor.scale + scale) / 2.0 / anchor.translation[2]
         angle = rng.uniform(0.0, 2 * np.pi)
         u, v = np.clip(anchor_uv + reach * np.array([np.cos(angle), np.sin(angle)]),
                        0.05 * config.size, 0.95 * config.size)
-        gap = (scale + anchor.scale) / 2.0 + rng.uniform(0.02, 0.8)
-        depth = anchor.translation[2] + gap * rng.choice([-1.0, 1.0])
+        # the smallest depth gap that keeps the bounding spheres apart, given the lateral offset
+        lateral = np.linalg.norm(np.array([u, v]) - anchor_uv) * anchor.translation[2] / focal
+        gap = np.sqrt(max(((scale + anchor.scale) / 2.0) ** 2 - lateral**2, 0.0)) + rng.uniform(0.05, 0.6)
+        depth = anchor.translation[2] + gap * (-1.0 if rng.uniform() < config.in_front_prob else 1.0)
     if not config.depth_range[0] <= depth <= config.depth_range[1]:
         return None
     centre = np.array([(u - cx) * depth / focal, (v - cy) * depth / focal, depth])
@@ -94,7 +109,7 @@ def _candidate_position(rng: np.random.Generator, placed: list[PlacedObject], sc
 
 
 def sample_placements(rng: np.random.Generator, source: MeshSource, split: str, config: SceneConfig,
-                      K: np.ndarray, attempts: int = 12) -> list[PlacedObject]:
+                      K: np.ndarray, attempts: int = 20) -> list[PlacedObject]:
     """Draw ``min_objects..max_objects`` objects whose projections overlap (see
     :func:`_candidate_position`); an object that finds no free place in ``attempts`` draws is skipped."""
     world_to_cam = _camera_rotation(rng.uniform(*config.camera_pitch_deg))

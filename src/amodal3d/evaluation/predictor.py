@@ -34,7 +34,8 @@ class Instances:
 
     def __post_init__(self) -> None:
         n = len(self.labels)
-        if not (len(self.boxes) == len(self.scores) == len(self.visible_masks) == len(self.amodal_masks) == n):
+        lengths = {len(self.boxes), len(self.scores), len(self.visible_masks), len(self.amodal_masks), n}
+        if len(lengths) != 1:
             raise ValueError("Instances: boxes, labels, scores and masks must have the same length")
 
     @staticmethod

@@ -1,0 +1,53 @@
+"""Regions of interest around instances: square boxes, crops and pasting back (pure functions).
+
+Boxes are float ``xyxy`` in image pixels (pixel (r, c) covers [c, c+1) x [r, r+1)). An ROI of
+``size`` pixels maps box ``(x0, y0, x1, y1)`` onto ``[0, size)^2``, y down, as in the image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import roi_align
+
+
+def square_rois(boxes: torch.Tensor, enlarge: float = 2.0, min_side: float = 8.0) -> torch.Tensor:
+    """Square boxes (N, 4) centred on ``boxes`` (N, 4) xyxy with side ``enlarge`` x the longer side.
+    An occluded object extends beyond its visible box, so the ROI leaves room around it."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+    half = ((boxes[:, 2:] - boxes[:, :2]).amax(dim=1) * enlarge).clamp_min(min_side) / 2.0
+    return torch.cat([centre - half[:, None], centre + half[:, None]], dim=1)
+
+
+def crop(images: torch.Tensor, rois: torch.Tensor, batch_index: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear crops (N, C, size, size) of ``images`` (B, C, H, W) at ``rois`` (N, 4) xyxy from
+    image ``batch_index`` (N,). Outside the image the crop is 0."""
+    indexed = torch.cat([batch_index[:, None].to(rois), rois], dim=1)
+    return roi_align(images, indexed, output_size=(size, size), spatial_scale=1.0, sampling_ratio=2,
+                     aligned=True)
+
+
+def inside_image(rois: torch.Tensor, height: int, width: int, size: int) -> torch.Tensor:
+    """(N, 1, size, size) float mask of the ROI pixels whose centres fall inside the image."""
+    t = (torch.arange(size, device=rois.device, dtype=rois.dtype) + 0.5) / size
+    xs = rois[:, 0:1] + t[None] * (rois[:, 2:3] - rois[:, 0:1])  # (N, size)
+    ys = rois[:, 1:2] + t[None] * (rois[:, 3:4] - rois[:, 1:2])
+    ok_x = (xs >= 0) & (xs < width)
+    ok_y = (ys >= 0) & (ys < height)
+    return (ok_y[:, :, None] & ok_x[:, None, :]).to(rois.dtype)[:, None]
+
+
+def paste(roi_maps: torch.Tensor, rois: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Paste ROI maps (N, S, S) (probabilities) back into image space (N, H, W) by bilinear sampling;
+    0 outside each ROI."""
+    n = roi_maps.shape[0]
+    if n == 0:
+        return roi_maps.new_zeros((0, height, width))
+    xs = torch.arange(width, device=rois.device, dtype=roi_maps.dtype) + 0.5
+    ys = torch.arange(height, device=rois.device, dtype=roi_maps.dtype) + 0.5
+    # normalised ROI coordinates in [-1, 1] of each image pixel centre (align_corners=False)
+    gx = (xs[None] - rois[:, 0:1]) / (rois[:, 2:3] - rois[:, 0:1]) * 2 - 1      # (N, W)
+    gy = (ys[None] - rois[:, 1:2]) / (rois[:, 3:4] - rois[:, 1:2]) * 2 - 1      # (N, H)
+    grid = torch.stack([gx[:, None, :].expand(n, height, width), gy[:, :, None].expand(n, height, width)], -1)
+    return F.grid_sample(roi_maps[:, None], grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)[:, 0]
