@@ -15,21 +15,13 @@ import numpy as np
 import trimesh
 
 from amodal3d import CATEGORY_NAMES, SYNSET_TO_NAME
+from amodal3d.data.shapes.primitives import normalize_mesh
 from amodal3d.errors import MeshError
 
 MESH_EXTENSIONS = (".obj", ".ply", ".off", ".glb", ".gltf", ".stl")
 # Fractions of a real mesh collection assigned to each split (by a stable hash of the mesh id).
 REAL_SPLIT_FRACTIONS = (("train", 0.80), ("val", 0.05), ("test", 0.15))
 DEFAULT_PROCEDURAL_POOL = {"train": 150, "val": 15, "test": 40}
-
-
-def normalize_mesh(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """Centre the bounding box at the origin and scale its diagonal to 1 (a new mesh, metadata kept)."""
-    lo, hi = mesh.bounds
-    diagonal = float(np.linalg.norm(hi - lo))
-    out = trimesh.Trimesh((mesh.vertices - (lo + hi) / 2.0) / diagonal, mesh.faces, process=False)
-    out.metadata.update(mesh.metadata)
-    return out
 
 
 def seed_from(*parts: object) -> int:
