@@ -1,5 +1,106 @@
-"""CLI commands of this stage (filled in by its issue)."""
+"""Full-pipeline commands: ``predict``, ``train refine`` and ``train all``."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+from pathlib import Path
+
+from amodal3d.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def register(sub, train_sub) -> None:
-    """Add this module's subcommands to the ``amodal3d`` parser."""
+    p = sub.add_parser("predict", help="amodal masks, meshes and viewpoints for images (files, folders, globs)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--out", required=True, help="output folder: results.json (COCO, RLE) and overlays")
+    p.add_argument("--weights", default="cpu-small", help="built-in model name or pipeline folder")
+    p.add_argument("--mode", default="a3d", choices=["a3d", "a3d-no-prior", "a3d-no-refine", "prior-only"])
+    p.add_argument("--visible", default=None,
+                   help="COCO JSON of visible masks (e.g. from another segmenter): run steps 2-5 only")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--score-threshold", type=float, default=0.5)
+    p.add_argument("--meshes", choices=["none", "obj", "glb"], default="none", help="write each instance's mesh")
+    p.add_argument("--no-overlays", action="store_true")
+    p.set_defaults(handler=cmd_predict)
+
+    p = train_sub.add_parser("refine", help="train step 5 on the priors of a trained shape model; resumable",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--shape-weights", required=True, help="trained shape model (.safetensors)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", default=None, help="YAML with 'model' (RefineConfig) and 'train' sections")
+    p.add_argument("--no-prior", action="store_true", help="ablation a3d-no-prior: same net, prior zeroed")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--max-iters", type=int, default=None)
+    p.add_argument("--limit-images", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=cmd_train_refine)
+
+    p = train_sub.add_parser("all", help="stages 1 -> 2-4 -> 5 in order, resumable at any stage",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="run folder; OUT/pipeline is a folder --weights accepts")
+    p.add_argument("--detector-config", default="configs/detector_cpu_small.yaml")
+    p.add_argument("--shape-config", default="configs/shape_cpu.yaml")
+    p.add_argument("--refine-config", default="configs/refine_cpu.yaml")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=cmd_train_all)
+
+
+def expand_images(items: list[str]) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns -> image paths. An argument that names
+    nothing is an error; a folder without images too."""
+    paths: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise DataError(f"{path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        elif any(ch in item for ch in "*?["):
+            matched = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not matched:
+                raise DataError(f"{item}: the pattern matches no file")
+            paths += matched
+        else:
+            raise DataError(f"{item}: no such file or folder")
+    return paths
+
+
+def cmd_predict(args) -> int:
+    from amodal3d.predict import predict_files
+
+    summary = predict_files(expand_images(args.images), Path(args.out), args.weights, args.mode, args.device,
+                            args.score_threshold, args.visible, args.meshes, overlays=not args.no_overlays)
+    print(f"{args.out}: {summary['images']} image(s), {summary['instances']} instance(s), "
+          f"{len(summary['failed'])} failed")
+    for name, reason in summary["failed"]:
+        print(f"  failed: {name}: {reason}")
+    return 1 if summary["failed"] and not summary["images"] else 0
+
+
+def cmd_train_refine(args) -> int:
+    from amodal3d.models.refine_train import load_experiment, train_refine
+
+    experiment = load_experiment(args.config, {"epochs": args.epochs, "batch_size": args.batch_size,
+                                               "max_iters": args.max_iters, "no_prior": args.no_prior})
+    print(train_refine(args.data, args.out, args.shape_weights, experiment, device=args.device,
+                       limit_images=args.limit_images, progress=not args.quiet))
+    return 0
+
+
+def cmd_train_all(args) -> int:
+    from amodal3d.train_all import train_all
+
+    print(train_all(args.data, args.out, args.detector_config, args.shape_config, args.refine_config,
+                    args.device, progress=not args.quiet))
+    return 0

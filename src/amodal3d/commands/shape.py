@@ -1,5 +1,46 @@
-"""CLI commands of this stage (filled in by its issue)."""
+"""Shape-prior commands: ``train shape`` and ``export-mesh``."""
+
+from __future__ import annotations
+
+import argparse
 
 
 def register(sub, train_sub) -> None:
-    """Add this module's subcommands to the ``amodal3d`` parser."""
+    p = train_sub.add_parser("shape", help="train steps 2-4 (3D shape + viewpoint, no 3D labels); resumable",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, help="dataset folder (generated or converted)")
+    p.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
+    p.add_argument("--config", default=None, help="YAML with 'model' (ShapeConfig) and 'train' sections")
+    p.add_argument("--split", default="train")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--max-iters", type=int, default=None)
+    p.add_argument("--limit-images", type=int, default=None, help="use only the first N images (quick runs)")
+    p.add_argument("--amodal-supervision", action="store_true", help="ablation: supervise with amodal masks")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=cmd_train_shape)
+
+    p = sub.add_parser("export-mesh", help="reconstruct one instance of a dataset and write its mesh (OBJ/GLB)")
+    p.add_argument("--weights", required=True, help="shape model .safetensors (with its .json config beside)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test")
+    p.add_argument("--instance", type=int, default=0, help="index among the split's instances")
+    p.add_argument("--out", required=True, help="mesh file (.obj, .glb, .ply)")
+    p.set_defaults(handler=cmd_export_mesh)
+
+
+def cmd_train_shape(args) -> int:
+    from amodal3d.models.shape_train import train_shape_from_args
+
+    train_shape_from_args(args)
+    return 0
+
+
+def cmd_export_mesh(args) -> int:
+    from amodal3d.models.shape_train import export_instance_mesh
+
+    path = export_instance_mesh(args.weights, args.data, args.split, args.instance, args.out)
+    print(path)
+    return 0

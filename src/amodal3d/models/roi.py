@@ -51,3 +51,40 @@ def paste(roi_maps: torch.Tensor, rois: torch.Tensor, height: int, width: int) -
     grid = torch.stack([gx[:, None, :].expand(n, height, width), gy[:, :, None].expand(n, height, width)], -1)
     return F.grid_sample(roi_maps[:, None], grid, mode="bilinear", padding_mode="zeros",
                          align_corners=False)[:, 0]
+
+
+def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """Tight xyxy boxes (N, 4) of bool masks (N, H, W) (pixel edges; an empty mask gives zeros)."""
+    n = masks.shape[0]
+    if n == 0:
+        return masks.new_zeros((0, 4), dtype=torch.float32)
+    rows, cols = masks.any(dim=2), masks.any(dim=1)
+    h, w = masks.shape[1:]
+    r_idx = torch.arange(h, device=masks.device).expand(n, h)
+    c_idx = torch.arange(w, device=masks.device).expand(n, w)
+    y0 = torch.where(rows, r_idx, h).amin(1)
+    y1 = torch.where(rows, r_idx, -1).amax(1) + 1
+    x0 = torch.where(cols, c_idx, w).amin(1)
+    x1 = torch.where(cols, c_idx, -1).amax(1) + 1
+    boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
+    return torch.where(masks.flatten(1).any(1)[:, None], boxes, torch.zeros_like(boxes))
+
+
+def roi_inputs(image: torch.Tensor, visible: torch.Tensor, size: int = 64, enlarge: float = 2.0
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """ROI inputs of every instance of one image for the shape stage.
+
+    ``image`` (3, H, W) float in [0, 1]; ``visible`` (N, H, W) bool visible masks. Returns ``roi``
+    (N, 6, size, size): RGB, the instance's visible mask, its occluder mask (the union of the other
+    instances' visible masks: whatever may hide it), and the inside-image mask; and ``rois`` (N, 4)
+    xyxy image pixels, square, ``enlarge`` x the visible box's longer side."""
+    n, (h, w) = visible.shape[0], image.shape[1:]
+    if n == 0:
+        return image.new_zeros((0, 6, size, size)), image.new_zeros((0, 4))
+    rois = square_rois(mask_boxes(visible), enlarge)
+    own = visible.float()[:, None]
+    others = ((visible.sum(0, keepdim=True) - visible.float()) > 0).float()[:, None]
+    index = torch.arange(n, device=image.device)
+    rgb = crop(image[None], rois, torch.zeros_like(index), size)
+    masks = (crop(torch.cat([own, others], 1), rois, index, size) > 0.5).float()
+    return torch.cat([rgb, masks, inside_image(rois, h, w, size)], dim=1), rois

@@ -5,7 +5,8 @@ Split as pytorch3d: :mod:`.cameras` (vertices -> pixel ``uv`` + depth), :mod:`.r
 holds the icosphere template and helpers. Typical use::
 
     uv, depth = project_viewpoint(verts, az, el, dist, focal, (64, 64), offset, scale)
-    sil = soft_silhouette(rasterize_soft(uv, faces, (64, 64), sigma=0.5, depth=depth))
+    sil = soft_silhouette(rasterize_soft(uv, faces, (64, 64), sigma=0.1, depth=depth))  # (B, 64, 64)
+    hard = rasterize_hard(uv, depth, faces, (64, 64)).mask
 """
 
 from amodal3d.render.blend import (

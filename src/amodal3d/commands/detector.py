@@ -1,0 +1,66 @@
+"""Step 1 detector: ``amodal3d train detector`` and the experiment that it runs.
+
+One process::
+
+    amodal3d train detector --config configs/detector_cpu_small.yaml --data DATA --out RUN
+
+Several GPUs or machines (``--batch-size`` is per process)::
+
+    torchrun --nproc_per_node 4 -m amodal3d train detector --config configs/detector_r50_fpn.yaml ...
+
+Rerunning the same command with the same ``--out`` resumes from ``RUN/checkpoint.pt``. The run writes
+``RUN/config.yaml``, ``RUN/log.jsonl`` and, at the end, ``RUN/model.safetensors`` + ``RUN/model.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(sub, train_sub) -> None:
+    """Add ``amodal3d train detector``."""
+    p = train_sub.add_parser("detector", help="train the step-1 detector (visible, amodal or ORCNN heads)",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", required=True, help="experiment YAML, e.g. configs/detector_cpu_small.yaml")
+    p.add_argument("--data", required=True, help="dataset folder (annotations/ and images/)")
+    p.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--batch-size", type=int, help="override train.batch_size (per process)")
+    p.add_argument("--workers", type=int, help="override train.workers (data loading processes)")
+    p.add_argument("--seed", type=int, help="override train.seed")
+    p.add_argument("--max-iters", type=int, help="override train.max_iters")
+    p.add_argument("--lr", type=float, help="override train.lr")
+    p.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_train_detector)
+
+
+def cmd_train_detector(args) -> int:
+    import dataclasses
+
+    import torch
+
+    from amodal3d.engine.config import ConfigError
+    from amodal3d.engine.distributed import cleanup_distributed
+    from amodal3d.models.detector import load_experiment, train_detector
+
+    experiment = load_experiment(args.config)
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "workers": args.workers,
+                 "seed": args.seed, "max_iters": args.max_iters, "lr": args.lr}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        train = dataclasses.replace(experiment.train, **overrides)
+    except ValueError as error:
+        raise ConfigError(f"command line: {error}") from None
+    experiment = dataclasses.replace(experiment, train=train)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        path = train_detector(experiment, args.data, args.out, device=args.device, progress=not args.quiet)
+    finally:
+        cleanup_distributed()
+    if path is not None and int(os.environ.get("RANK", 0)) == 0:
+        print(path)
+    return 0

@@ -1,0 +1,59 @@
+"""Evaluation command: ``amodal3d evaluate`` (mIoU, occluded mIoU, occlusion bins, COCO mask AP)."""
+
+from __future__ import annotations
+
+import argparse
+
+PROTOCOLS = ("end-to-end", "given-visible")
+
+
+def register(sub, train_sub) -> None:
+    p = sub.add_parser("evaluate", help="score a method on a dataset split (mIoU table, COCO mask AP)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Score a method on a dataset split; definitions in docs/metrics.md. "
+                                   "Methods: visible, convex-hull (no model under given-visible), "
+                                   "maskrcnn-amodal, orcnn (need --weights).")
+    p.add_argument("--method", required=True, help="method name, e.g. visible, convex-hull, maskrcnn-amodal")
+    p.add_argument("--data", required=True, help="dataset folder (annotations/<split>.json, images/<split>/)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--protocol", default="end-to-end", choices=PROTOCOLS,
+                   help="end-to-end: image only; given-visible: also the ground-truth visible instances")
+    p.add_argument("--weights", default=None, help="model weights (.safetensors) for model-based methods")
+    p.add_argument("--device", default="cpu", help="torch device for model-based methods")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    p.add_argument("--match-on", default="visible", choices=["visible", "amodal"],
+                   help="masks whose IoU matches ground truth to predictions (end-to-end)")
+    p.add_argument("--match-categories", action="store_true",
+                   help="matching also requires equal categories (otherwise class-agnostic)")
+    p.add_argument("--json", required=True, metavar="OUT", help="results JSON to write")
+    p.add_argument("--markdown", default=None, metavar="OUT.md", help="also write a one-row Markdown table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    from amodal3d.errors import Amodal3dError
+    from amodal3d.evaluation.harness import (
+        build_predictor,
+        evaluate,
+        format_summary,
+        format_table,
+        markdown_table,
+    )
+    from amodal3d.io import atomic_write_bytes, atomic_write_json
+
+    if args.limit is not None and args.limit < 0:
+        raise Amodal3dError(f"--limit must be >= 0, got {args.limit}")
+    predictor = build_predictor(args.method, weights=args.weights, device=args.device)
+    result = evaluate(predictor, args.data, args.split, protocol=args.protocol, limit=args.limit,
+                      progress=not args.quiet, match_on=args.match_on, match_categories=args.match_categories)
+    result["method"] = args.method
+    atomic_write_json(args.json, result, indent=2)
+    print(format_table([result]))
+    print()
+    print(format_summary(result))
+    print(args.json)
+    if args.markdown:
+        atomic_write_bytes(args.markdown, markdown_table([result]).encode("utf-8"))
+        print(args.markdown)
+    return 0

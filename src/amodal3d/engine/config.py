@@ -1,0 +1,158 @@
+"""Typed configs: YAML / JSON dicts <-> frozen dataclasses, with strict checking.
+
+Every problem (unknown key, wrong type, value not allowed) is a :class:`ConfigError` naming the file
+and the dotted key, e.g. ``configs/x.yaml: unknown key 'train.lr_max' (valid: batch_size, ...)``.
+Supported field types: ``int``, ``float`` (ints accepted), ``bool``, ``str``, ``Literal[...]``,
+``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``, ``dict[str, X]`` and nested dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from amodal3d.errors import Amodal3dError
+from amodal3d.io import atomic_write_bytes
+
+T = TypeVar("T")
+
+
+class ConfigError(Amodal3dError):
+    """A config file or dict that does not match its dataclass (unknown key, wrong type or value)."""
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str, source: str) -> Any:
+    """Check ``value`` against the type ``tp`` and convert it (lists -> tuples, dicts -> dataclasses)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, option, where, source)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(f"{source}: {where}: {value!r} is not a {' or '.join(_type_name(a) for a in args)}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{source}: {where}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, source=source, prefix=f"{where}.")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {where}: expected a list, got {value!r}")
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(value) != len(args):
+                raise ConfigError(f"{source}: {where}: expected {len(args)} values, got {len(value)}")
+            return tuple(_convert(v, a, f"{where}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+        item = args[0] if args else Any
+        items = [_convert(v, item, f"{where}[{i}]", source) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {where}: expected a mapping, got {value!r}")
+        item = args[1] if args else Any
+        return {str(k): _convert(v, item, f"{where}.{k}", source) for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"config field {where}: unsupported type {tp!r}")
+
+
+def from_dict(cls: type[T], data: dict, *, source: str = "<config>", prefix: str = "") -> T:
+    """Build the dataclass ``cls`` from a (nested) dict; missing keys keep their defaults.
+
+    Raises :class:`ConfigError` naming ``source`` and the dotted key for unknown keys, missing
+    required keys, wrong types, or a ``__post_init__`` that rejects a value (``ValueError``)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {prefix + str(unknown[0])!r} "
+                          f"(valid keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(fields)})")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(value, hints[name], prefix + name, source)
+    missing = [n for n, f in fields.items() if n not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{source}: missing key {prefix + missing[0]!r}")
+    try:
+        return cls(**kwargs)
+    except ValueError as error:
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or cls.__name__}: {error}") from None
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (nested) -> plain dict of YAML/JSON types (tuples become lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A YAML file -> dict; ConfigError naming the file when missing, malformed or not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: malformed YAML ({error})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_config(path: str | Path, cls: type[T]) -> T:
+    """Read the YAML file ``path`` into the dataclass ``cls`` (strict: unknown keys are errors)."""
+    return from_dict(cls, read_yaml(path), source=str(path))
+
+
+def dump_yaml(obj: Any) -> str:
+    """Dataclass or dict -> YAML text (keys in field order)."""
+    return yaml.safe_dump(to_dict(obj), sort_keys=False, default_flow_style=None)
+
+
+def save_config(path: str | Path, obj: Any) -> Path:
+    """Write a config as YAML, atomically."""
+    return atomic_write_bytes(path, dump_yaml(obj).encode("utf-8"))

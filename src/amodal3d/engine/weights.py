@@ -1,0 +1,137 @@
+"""Exported weights: ``NAME.safetensors`` (tensors) + ``NAME.json`` (what is needed to rebuild the model).
+
+Loading never unpickles: a file that is not safetensors (a ``torch.save`` zip, a raw pickle, anything
+else) is refused with a :class:`~amodal3d.errors.WeightsError`. The JSON holds
+``{"format": "amodal3d-weights", "version": 1, "kind": KIND, "config": {...}, "config_sha256": ...}``
+and the safetensors metadata repeats ``kind`` and ``config_sha256``, so a JSON that belongs to other
+weights is detected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from amodal3d.errors import WeightsError
+from amodal3d.io import atomic_write_bytes, atomic_write_json
+
+FORMAT = "amodal3d-weights"
+VERSION = 1
+
+
+def config_digest(config: dict) -> str:
+    """SHA-256 of the canonical JSON of a config dict."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def weight_paths(path: str | Path) -> tuple[Path, Path]:
+    """(``X.safetensors``, ``X.json``) for ``X``, ``X.safetensors``, ``X.json``, or a folder holding
+    ``model.safetensors``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
+
+
+def save_weights(path: str | Path, state: dict[str, torch.Tensor], kind: str, config: dict,
+                 dtype: torch.dtype | None = None, extra: dict | None = None) -> tuple[Path, Path]:
+    """Write ``state`` (name -> tensor) as safetensors and ``config`` as JSON, both atomically.
+
+    ``dtype`` (e.g. ``torch.float16``) casts floating tensors; integer buffers keep their dtype.
+    ``extra`` (JSON-ready, e.g. category names) is stored in the JSON outside the checked config."""
+    tensor_path, json_path = weight_paths(path)
+    digest = config_digest(config)
+    tensors = {}
+    for name, value in state.items():
+        value = value.detach().to("cpu")
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[name] = value.contiguous().clone()
+    data = st_save(tensors, metadata={"format": FORMAT, "kind": kind, "config_sha256": digest})
+    atomic_write_bytes(tensor_path, data)
+    info = {"format": FORMAT, "version": VERSION, "kind": kind, "config": config, "config_sha256": digest}
+    if extra:
+        info["extra"] = extra
+    atomic_write_json(json_path, info, indent=2)
+    return tensor_path, json_path
+
+
+def _describe_non_safetensors(head: bytes) -> str:
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (torch.save checkpoint?)"
+    if head[:1] == b"\x80":
+        return "a Python pickle"
+    return "not a safetensors file"
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; WeightsError for anything else (never unpickles)."""
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    data = path.read_bytes()
+    valid = len(data) >= 10
+    if valid:
+        (header_len,) = struct.unpack("<Q", data[:8])
+        valid = 0 < header_len <= len(data) - 8 and data[8:9] == b"{"
+    if not valid:
+        raise WeightsError(f"{path}: {_describe_non_safetensors(data[:8])}; amodal3d loads only safetensors "
+                           "weights (it never unpickles)")
+    try:
+        header = json.loads(data[8:8 + header_len])
+        tensors = st_load(data)
+    except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
+        raise WeightsError(f"{path}: corrupt safetensors file ({error})") from None
+    return tensors, dict(header.get("__metadata__") or {})
+
+
+def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read exported weights -> (state dict, config dict). Checks the format, the kind and that the
+    JSON config belongs to these tensors."""
+    tensor_path, json_path = weight_paths(path)
+    if Path(path).is_file() and Path(path).suffix not in (".safetensors", ".json"):
+        tensor_path = Path(path)
+        json_path = tensor_path.with_suffix(".json")
+    tensors, meta = read_safetensors(tensor_path)
+    if not json_path.is_file():
+        raise WeightsError(f"{json_path}: config file not found (needed beside {tensor_path.name})")
+    try:
+        info = json.loads(json_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WeightsError(f"{json_path}: malformed JSON ({error})") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT or not isinstance(info.get("config"), dict):
+        raise WeightsError(f"{json_path}: not an amodal3d weights config")
+    if info.get("kind") != kind or meta.get("kind", kind) != kind:
+        found = info.get("kind") or meta.get("kind")
+        raise WeightsError(f"{tensor_path}: holds {found!r} weights, expected {kind!r}")
+    digest = config_digest(info["config"])
+    if meta.get("config_sha256") not in (None, digest) or info.get("config_sha256", digest) != digest:
+        raise WeightsError(f"{json_path}: config does not match {tensor_path.name} (config digest differs)")
+    return tensors, info["config"]
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """``module.load_state_dict(state)`` that names every mismatch in a WeightsError (keys, shapes)."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+            if items:
+                parts.append(f"{label}: {', '.join(items[:4])}{' ...' if len(items) > 4 else ''}")
+        raise WeightsError(f"{source}: weights do not match the model built from the config "
+                           f"({'; '.join(parts)})")
+    with torch.no_grad():
+        for key, value in own.items():
+            value.copy_(state[key].to(value.dtype))

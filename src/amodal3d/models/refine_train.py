@@ -1,0 +1,119 @@
+"""Training and loading of the refinement stage (step 5), on priors rendered by a trained shape model."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from amodal3d.data.instances import InstanceRois
+from amodal3d.engine.checkpoint import seed_everything
+from amodal3d.engine.config import from_dict, read_yaml, to_dict
+from amodal3d.engine.distributed import cleanup_distributed, init_distributed
+from amodal3d.engine.trainer import TrainConfig, Trainer
+from amodal3d.engine.weights import config_digest, load_state_strict, load_weights, save_weights
+from amodal3d.io import atomic_write_bytes
+from amodal3d.models.refine import RefineConfig, RefineNet, refine_inputs
+from amodal3d.models.shape import ShapePrior
+from amodal3d.models.shape_train import collate_rois, load_shape_prior
+
+WEIGHTS_KIND = "refine"
+
+
+@dataclass(frozen=True)
+class RefineExperiment:
+    model: RefineConfig = field(default_factory=RefineConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, batch_size=32, lr=2e-3,
+                                                                   warmup_iters=50, clip_grad_norm=5.0,
+                                                                   checkpoint_every=200))
+
+
+@torch.no_grad()
+def render_priors(shape: ShapePrior, rois: InstanceRois, batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    """Soft priors (N, S, S) uint8 (x 255) of every cached ROI, rendered by ``shape``."""
+    out = []
+    for start in tqdm(range(0, len(rois), batch_size), desc="priors", unit="batch", disable=not progress):
+        inputs, _ = collate_rois([rois[i] for i in range(start, min(start + batch_size, len(rois)))])
+        output, _ = shape(inputs)
+        out.append((output.prior * 255).round().to(torch.uint8).numpy())
+    return np.concatenate(out) if out else np.zeros((0, shape.config.roi_size, shape.config.roi_size), np.uint8)
+
+
+class PriorRois(torch.utils.data.Dataset):
+    """Cached ROIs plus the shape model's priors (cached per shape-weights digest).
+    ``dataset[i] -> ({"x": (7, S, S)}, {"amodal": (S, S)})``."""
+
+    def __init__(self, data: str | Path, split: str, shape_weights: str | Path, progress: bool = True,
+                 limit_images: int | None = None):
+        shape = load_shape_prior(shape_weights)
+        self.rois = InstanceRois(data, split, shape.config.roi_size, shape.config.roi_enlarge, progress,
+                                 limit_images)
+        digest = config_digest({"weights": Path(shape_weights).resolve().as_posix(),
+                                "mtime": Path(shape_weights).stat().st_mtime_ns})[:12]
+        path = self.rois.path.with_name(self.rois.path.stem + f"_priors_{digest}.npy")
+        if path.is_file():
+            self.priors = np.load(path)
+        else:
+            self.priors = render_priors(shape, self.rois, progress=progress)
+            buffer = io.BytesIO()
+            np.save(buffer, self.priors)
+            atomic_write_bytes(path, buffer.getvalue())
+
+    def __len__(self) -> int:
+        return len(self.rois)
+
+    def __getitem__(self, index: int) -> tuple[dict, dict]:
+        inputs, targets = self.rois[index]
+        prior = torch.from_numpy(self.priors[index].astype(np.float32) / 255.0)
+        return {"x": refine_inputs(inputs["roi"][None], prior[None])[0]}, targets
+
+
+def collate_refine(batch: list) -> tuple[dict, dict]:
+    inputs, targets = zip(*batch)
+    return {"x": torch.stack([i["x"] for i in inputs])}, {"amodal": torch.stack([t["amodal"] for t in targets])}
+
+
+def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, experiment: RefineExperiment,
+                 split: str = "train", device: str = "auto", limit_images: int | None = None,
+                 progress: bool = True) -> Path:
+    """Train (or resume) the refinement net on the priors of ``shape_weights``; writes
+    ``OUT/model.safetensors`` + ``model.json``. Returns the weights path."""
+    info = init_distributed(device)
+    try:
+        dataset = PriorRois(data, split, shape_weights, progress and info.is_main, limit_images)
+        seed_everything(experiment.train.seed)
+        model = RefineNet(experiment.model)
+        run_config = {"model": to_dict(experiment.model), "train": to_dict(experiment.train), "data": str(data),
+                      "shape_weights": str(shape_weights)}
+        trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_refine,
+                          run_config=run_config, progress=progress, desc="refine")
+        result = trainer.fit()
+        if info.is_main:
+            save_weights(Path(out) / "model", result.model.cpu().state_dict(), WEIGHTS_KIND,
+                         to_dict(experiment.model))
+        return Path(out) / "model.safetensors"
+    finally:
+        cleanup_distributed()
+
+
+def load_experiment(path: str | None, overrides: dict) -> RefineExperiment:
+    experiment = from_dict(RefineExperiment, read_yaml(path) if path else {}, source=path or "<defaults>")
+    train = dataclasses.replace(experiment.train, **{k: v for k, v in overrides.items()
+                                                     if v is not None and k in TrainConfig.__dataclass_fields__})
+    model = experiment.model
+    if overrides.get("no_prior"):
+        model = dataclasses.replace(model, use_prior=False)
+    return RefineExperiment(model=model, train=train)
+
+
+def load_refine(path: str | Path, device: str | torch.device = "cpu") -> RefineNet:
+    """Rebuild a trained refinement net from safetensors + JSON (never unpickles)."""
+    state, config = load_weights(path, WEIGHTS_KIND)
+    model = RefineNet(from_dict(RefineConfig, config, source=str(path)))
+    load_state_strict(model, state, path)
+    return model.to(device).eval()

@@ -1,0 +1,147 @@
+"""Training, loading and figures of the shape prior (steps 2-4)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+
+from amodal3d.data.instances import InstanceRois
+from amodal3d.engine.checkpoint import seed_everything
+from amodal3d.engine.config import from_dict, read_yaml, to_dict
+from amodal3d.engine.distributed import cleanup_distributed, init_distributed
+from amodal3d.engine.trainer import TrainConfig, Trainer
+from amodal3d.engine.weights import load_state_strict, load_weights, save_weights
+from amodal3d.models.shape import ShapeConfig, ShapePrior
+
+WEIGHTS_KIND = "shape-prior"
+
+
+@dataclass(frozen=True)
+class ShapeExperiment:
+    """``configs/shape_*.yaml``: a ``model`` and a ``train`` section."""
+
+    model: ShapeConfig = field(default_factory=ShapeConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=4, batch_size=32, lr=1e-3,
+                                                                   warmup_iters=100, clip_grad_norm=5.0,
+                                                                   checkpoint_every=200))
+
+
+def collate_rois(batch: list) -> tuple[dict, dict]:
+    inputs, targets = zip(*batch)
+    return ({"roi": torch.stack([i["roi"] for i in inputs]), "labels": torch.stack([i["labels"] for i in inputs])},
+            {"amodal": torch.stack([t["amodal"] for t in targets])})
+
+
+def load_experiment(path: str | None, overrides: dict) -> ShapeExperiment:
+    data = read_yaml(path) if path else {}
+    experiment = from_dict(ShapeExperiment, data, source=path or "<defaults>")
+    train = dataclasses.replace(experiment.train, **{k: v for k, v in overrides.items() if v is not None
+                                                     and k in TrainConfig.__dataclass_fields__})
+    model = experiment.model
+    if overrides.get("amodal_supervision"):
+        model = dataclasses.replace(model, amodal_supervision=True)
+    return ShapeExperiment(model=model, train=train)
+
+
+def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, split: str = "train",
+                device: str = "auto", limit_images: int | None = None, progress: bool = True) -> Path:
+    """Train (or resume) the shape prior; writes ``OUT/model.safetensors`` + ``model.json``,
+    ``OUT/log.jsonl`` and ``OUT/reconstructions.png``. Returns the weights path."""
+    info = init_distributed(device)
+    try:
+        cfg = experiment.model
+        dataset = InstanceRois(data, split, cfg.roi_size, cfg.roi_enlarge, progress=progress and info.is_main,
+                               limit_images=limit_images)
+        seed_everything(experiment.train.seed)
+        model = ShapePrior(cfg)
+        run_config = {"model": to_dict(cfg), "train": to_dict(experiment.train), "data": str(data), "split": split}
+        trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_rois,
+                          run_config=run_config, progress=progress, desc="shape")
+        result = trainer.fit()
+        out = Path(out)
+        if info.is_main:
+            model = result.model.cpu().eval()
+            save_weights(out / "model", model.state_dict(), WEIGHTS_KIND, to_dict(cfg))
+            reconstruction_figure(model, dataset, out / "reconstructions.png")
+        return out / "model.safetensors"
+    finally:
+        cleanup_distributed()
+
+
+def train_shape_from_args(args) -> Path:
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "max_iters": args.max_iters,
+                 "seed": args.seed, "amodal_supervision": args.amodal_supervision}
+    experiment = load_experiment(args.config, overrides)
+    path = train_shape(args.data, args.out, experiment, args.split, args.device, args.limit_images,
+                       progress=not args.quiet)
+    print(path)
+    return path
+
+
+def load_shape_prior(path: str | Path, device: str | torch.device = "cpu") -> ShapePrior:
+    """Rebuild a trained shape prior from safetensors + JSON (never unpickles)."""
+    state, config = load_weights(path, WEIGHTS_KIND)
+    model = ShapePrior(from_dict(ShapeConfig, config, source=str(path)))
+    load_state_strict(model, state, path)
+    return model.to(device).eval()
+
+
+def mesh_of(output, index: int) -> trimesh.Trimesh:
+    """The reconstructed mesh of instance ``index`` of a :class:`ShapeOutput` (object frame)."""
+    return trimesh.Trimesh(output.verts[index].detach().cpu().numpy(), output.faces.cpu().numpy(), process=False)
+
+
+def export_instance_mesh(weights: str, data: str, split: str, instance: int, out: str) -> Path:
+    from amodal3d.errors import DataError
+    from amodal3d.io import atomic_write_bytes
+
+    model = load_shape_prior(weights)
+    dataset = InstanceRois(data, split, model.config.roi_size, model.config.roi_enlarge)
+    if not 0 <= instance < len(dataset):
+        raise DataError(f"{data}: split {split} has {len(dataset)} instances; --instance {instance} is out of range")
+    inputs, _ = collate_rois([dataset[instance]])
+    with torch.no_grad():
+        output, _ = model(inputs)
+    suffix = Path(out).suffix.lstrip(".").lower() or "obj"
+    blob = mesh_of(output, 0).export(file_type=suffix)
+    return atomic_write_bytes(out, blob if isinstance(blob, bytes) else blob.encode())
+
+
+@torch.no_grad()
+def reconstruction_figure(model: ShapePrior, dataset: InstanceRois, out: str | Path, count: int = 8) -> Path:
+    """Rows: input ROI, visible mask, mesh from the predicted view and from the side, rendered prior,
+    ground-truth amodal mask (shown, never used for training)."""
+    from PIL import Image
+
+    from amodal3d.data.preview import shaded_view
+    from amodal3d.visualize import grid
+
+    rng = np.random.default_rng(0)
+    occluded = np.flatnonzero(dataset.arrays["occlude_rate"] >= 0.25)
+    pool = occluded if len(occluded) >= count else np.arange(len(dataset))
+    picks = rng.choice(pool, size=min(count, len(pool)), replace=False)
+    inputs, targets = collate_rois([dataset[int(i)] for i in picks])
+    output, _ = model(inputs)
+
+    def tile(array: np.ndarray) -> Image.Image:
+        return Image.fromarray((np.clip(array, 0, 1) * 255).astype(np.uint8)).convert("RGB").resize((96, 96))
+
+    tiles, captions = [], []
+    for k in range(len(picks)):
+        roi = inputs["roi"][k]
+        mesh = mesh_of(output, k)
+        az, el = float(output.cameras.azimuth[k]), float(output.cameras.elevation[k])
+        tiles += [tile(roi[:3].permute(1, 2, 0).numpy()),
+                  tile((roi[3] + 0.4 * roi[4]).numpy()),
+                  Image.fromarray(shaded_view(mesh, azimuth=az, elevation=el, size=96)),
+                  Image.fromarray(shaded_view(mesh, azimuth=az + 90, elevation=15, size=96)),
+                  tile(output.prior[k].numpy()),
+                  tile(targets["amodal"][k].numpy())]
+        captions += ["input ROI", "visible+occluder", f"mesh az {az:.0f}", "mesh +90", "prior", "gt amodal"]
+    grid(tiles, 6, out, captions)
+    return Path(out)

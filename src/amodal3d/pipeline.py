@@ -1,0 +1,148 @@
+"""The full A3D pipeline: image in, every instance's visible and amodal masks, mesh and viewpoint out.
+
+    segmenter = AmodalSegmenter.from_pretrained("cpu-small")      # shipped weights
+    instances = segmenter.predict(image)                           # uint8 (H, W, 3) RGB
+
+Steps: (1) visible instance segmentation (:mod:`amodal3d.models.detector`, or masks the user brings:
+``given``), (2-4) shape + viewpoint + rendered prior (:mod:`amodal3d.models.shape`), (5) region-specific
+refinement (:mod:`amodal3d.models.refine`). ``mode`` selects the method or one of its ablations:
+``a3d`` (all steps), ``a3d-no-prior`` (refinement trained without the prior), ``a3d-no-refine``
+(prior ∪ visible), ``prior-only`` (the rendered prior alone).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from amodal3d.errors import WeightsError
+from amodal3d.evaluation.predictor import GivenVisible, Instances
+from amodal3d.models.refine import RefineNet, refine_inputs
+from amodal3d.models.roi import mask_boxes, paste, roi_inputs
+from amodal3d.models.shape import ShapePrior
+
+MODES = ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")
+BUILTIN = {"cpu-small": Path(__file__).resolve().parent / "weights" / "cpu-small"}
+# file stems inside a pipeline folder
+FILES = {"detector": "detector", "shape": "shape", "refine": "refine", "refine-no-prior": "refine_no_prior"}
+
+
+def resolve_pipeline_dir(path_or_name: str | Path) -> Path:
+    """A built-in name (``cpu-small``) or a folder holding ``detector``/``shape``/``refine`` weights."""
+    folder = BUILTIN.get(str(path_or_name), Path(path_or_name))
+    if not folder.is_dir():
+        raise WeightsError(f"{path_or_name}: neither a built-in model ({', '.join(BUILTIN)}) nor a folder")
+    return folder
+
+
+class AmodalSegmenter:
+    """Steps 1-5 as one predictor (implements :class:`amodal3d.evaluation.predictor.Predictor`).
+
+    ``timings`` accumulates milliseconds per stage over calls (``detector``, ``rois``, ``shape``,
+    ``refine``, ``paste``) with ``calls``; :meth:`stage_ms` averages them."""
+
+    def __init__(self, detector, shape: ShapePrior, refine: RefineNet | None = None, mode: str = "a3d",
+                 device: str | torch.device = "cpu"):
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+        if mode in ("a3d", "a3d-no-prior") and refine is None:
+            raise WeightsError(f"mode {mode} needs refinement weights")
+        self.device = torch.device(device)
+        self.detector = detector
+        self.shape = shape.to(self.device).eval()
+        self.refine = refine.to(self.device).eval() if refine is not None else None
+        self.mode = mode
+        self.name = mode
+        self.timings: dict[str, float] = defaultdict(float)
+
+    @classmethod
+    def from_pretrained(cls, path_or_name: str | Path = "cpu-small", mode: str = "a3d",
+                        device: str | torch.device = "cpu", score_threshold: float = 0.5) -> AmodalSegmenter:
+        """Load the pipeline from a built-in name or a folder (``detector.safetensors`` + ``.json``,
+        ``shape.*``, ``refine.*``, ``refine_no_prior.*``); never unpickles."""
+        from amodal3d.engine.distributed import resolve_device
+        from amodal3d.models.detector import DetectorPredictor, load_detector
+        from amodal3d.models.refine_train import load_refine
+        from amodal3d.models.shape_train import load_shape_prior
+
+        device = resolve_device(str(device))
+        folder = resolve_pipeline_dir(path_or_name)
+        detector_path = folder / f"{FILES['detector']}.safetensors"
+        detector = None
+        if detector_path.is_file():
+            detector = DetectorPredictor(load_detector(detector_path, device=device), name="visible",
+                                         score_threshold=score_threshold)
+        shape = load_shape_prior(folder / f"{FILES['shape']}.safetensors", device)
+        refine = None
+        if mode in ("a3d", "a3d-no-prior"):
+            stem = FILES["refine"] if mode == "a3d" else FILES["refine-no-prior"]
+            refine = load_refine(folder / f"{stem}.safetensors", device)
+        return cls(detector, shape, refine, mode, device)
+
+    def stage_ms(self) -> dict[str, float]:
+        calls = max(self.timings.get("calls", 0), 1)
+        return {k: round(v / calls, 2) for k, v in self.timings.items() if k != "calls"}
+
+    def _tick(self, stage: str, start: float) -> float:
+        now = time.perf_counter()
+        self.timings[stage] += (now - start) * 1000.0
+        return now
+
+    @torch.no_grad()
+    def predict(self, image: np.ndarray, given: GivenVisible | None = None) -> Instances:
+        """``image`` uint8 (H, W, 3) RGB. Returns :class:`Instances` whose ``extras`` hold ``meshes``
+        (list of (verts (V, 3), faces (F, 3)) in the object frame), ``viewpoints`` (azimuth,
+        elevation, distance per instance) and ``prior_masks`` (N, H, W) bool."""
+        start = time.perf_counter()
+        height, width = image.shape[:2]
+        if given is not None:
+            n = len(given.labels)
+            visible_np = np.asarray(given.visible_masks, bool).reshape(n, height, width)
+            detections = Instances(np.asarray(given.boxes, np.float32).reshape(n, 4),
+                                   np.asarray(given.labels, np.int64).reshape(n), np.ones(n, np.float32),
+                                   visible_np, visible_np)
+        else:
+            if self.detector is None:
+                raise WeightsError("this pipeline has no detector weights: pass visible masks (given)")
+            detections = self.detector.predict(image)
+        start = self._tick("detector", start)
+        self.timings["calls"] += 1
+        n = len(detections.labels)
+        if n == 0:
+            return Instances.empty(height, width)
+
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255.0).to(self.device)
+        visible = torch.from_numpy(detections.visible_masks).to(self.device)
+        labels = torch.from_numpy(detections.labels).to(self.device)
+        cfg = self.shape.config
+        roi, rois = roi_inputs(tensor, visible, cfg.roi_size, cfg.roi_enlarge)
+        start = self._tick("rois", start)
+        shape_out, _ = self.shape({"roi": roi, "labels": labels})
+        start = self._tick("shape", start)
+        if self.mode in ("a3d", "a3d-no-prior"):
+            refined, _ = self.refine({"x": refine_inputs(roi, shape_out.prior)})
+            roi_amodal = refined.amodal
+            start = self._tick("refine", start)
+        else:
+            roi_amodal = shape_out.prior
+        amodal = paste(roi_amodal, rois, height, width) > 0.5
+        prior_masks = paste(shape_out.prior, rois, height, width) > 0.5
+        if self.mode != "prior-only":
+            amodal = amodal | visible
+        self._tick("paste", start)
+        cameras = shape_out.cameras
+        viewpoints = [{"azimuth": float(a), "elevation": float(e), "distance": float(d)}
+                      for a, e, d in zip(cameras.azimuth, cameras.elevation, cameras.distance)]
+        faces = shape_out.faces.cpu().numpy()
+        meshes = [(v.cpu().numpy(), faces) for v in shape_out.verts]
+        return Instances(detections.boxes, detections.labels, detections.scores, detections.visible_masks,
+                         amodal.cpu().numpy(),
+                         extras={"meshes": meshes, "viewpoints": viewpoints, "prior_masks": prior_masks.cpu().numpy(),
+                                 "amodal_boxes": mask_boxes(amodal).cpu().numpy()})
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[Instances]:
+        return [self.predict(image) for image in images]

@@ -1,0 +1,41 @@
+"""``amodal3d train all``: stage 1 (detector), then 2-4 (shape prior), then 5 (refinement, with and
+without the prior for the ablation), each resumable; the result is a pipeline folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from amodal3d.pipeline import FILES
+
+
+def _install(weights: Path, folder: Path, stem: str) -> None:
+    """Copy ``X.safetensors`` + ``X.json`` into the pipeline folder as ``stem.*`` (temp + rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in (".safetensors", ".json"):
+        tmp = folder / f".{stem}{suffix}.tmp"
+        shutil.copyfile(weights.with_suffix(suffix), tmp)
+        tmp.replace(folder / f"{stem}{suffix}")
+
+
+def train_all(data: str, out: str, detector_config: str, shape_config: str, refine_config: str,
+              device: str = "auto", progress: bool = True) -> Path:
+    """Run (or resume) every stage into ``OUT/<stage>``; returns ``OUT/pipeline``. A finished stage is
+    skipped on a rerun (its run folder says it finished)."""
+    from amodal3d.models import detector as det
+    from amodal3d.models import refine_train, shape_train
+
+    out_path = Path(out)
+    pipeline = out_path / "pipeline"
+    detector_weights = det.train_detector(det.load_experiment(detector_config), data, out_path / "detector",
+                                          device=device, progress=progress)
+    _install(detector_weights, pipeline, FILES["detector"])
+    shape_weights = shape_train.train_shape(data, out_path / "shape", shape_train.load_experiment(shape_config, {}),
+                                            device=device, progress=progress)
+    _install(shape_weights, pipeline, FILES["shape"])
+    for stem, no_prior in ((FILES["refine"], False), (FILES["refine-no-prior"], True)):
+        experiment = refine_train.load_experiment(refine_config, {"no_prior": no_prior})
+        weights = refine_train.train_refine(data, out_path / stem, shape_weights, experiment, device=device,
+                                            progress=progress)
+        _install(weights, pipeline, stem)
+    return pipeline
