@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from amodal3d.data.generate import GenerateConfig, generate
 from amodal3d.data.scene import SceneConfig
 from amodal3d.io import atomic_write_json
@@ -41,11 +43,15 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         data = json.loads(Path(files["train"]).read_text())
         objects = len(data["annotations"]) / len(data["images"])
+        rates = np.array([a["occlude_rate"] for a in data["annotations"]])
         shutil.rmtree(f"{tmp}/bench")
     result = {
         "images_per_s": round(args.images / elapsed, 2),
         "seconds": round(elapsed, 2),
         "objects_per_image": round(objects, 2),
+        "occlusion": {"unoccluded_fraction (<0.05)": round(float(np.mean(rates < 0.05)), 3),
+                      "bins": {f"[{lo}, {hi})": round(float(np.mean((rates >= lo) & (rates < hi))), 3)
+                               for lo, hi in ((0.0, 0.05), (0.05, 0.25), (0.25, 0.5), (0.5, 0.8), (0.8, 1.01))}},
         "arguments": vars(args),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},

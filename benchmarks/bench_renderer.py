@@ -155,6 +155,21 @@ def checks(args: argparse.Namespace) -> dict:
     }
 
 
+def parallel_op_latency_us(threads: int, numel: int = 65536, repeats: int = 50) -> float:
+    """Median latency of one elementwise multiply large enough to be split across threads: a probe
+    of core oversubscription (on a shared machine it jumps from tens of us to milliseconds)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a, b = torch.randn(numel), torch.randn(numel)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mul(a, b)
+        times.append(time.perf_counter() - start)
+    torch.set_num_threads(previous)
+    return 1e6 * statistics.median(times)
+
+
 def write_json_atomic(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
@@ -196,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     load_before = os.getloadavg()
+    probe = {str(n): parallel_op_latency_us(n) for n in sorted({args.threads, 1})}
     ours = run_worker("ours", args)
     dense = run_worker("dense", args)
     sweep = {str(args.threads): ours["silhouettes_per_s"]}
@@ -241,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
             "processor": platform.processor(),
             "loadavg_before": load_before,
             "loadavg_after": load_after,
+            "parallel_op_latency_us_by_threads": probe,
+            "parallel_op_probe": "median time of torch.mul on 65536 float32 (above the OpenMP grain "
+                                 "size) measured before the runs; ~30 us on an idle core",
             "cuda": torch.cuda.is_available(),
         },
         "mesh": {"vertices": 642, "faces": 1280},

@@ -211,14 +211,13 @@ def test_weights_round_trip_and_refusals(tmp_path):
 
 
 def test_config_files_load():
-    names = {p.name for p in CONFIGS.glob("*.yaml")}
-    assert {"detector_cpu_small.yaml", "detector_r50_fpn.yaml", "maskrcnn_amodal_cpu_small.yaml",
-            "orcnn_cpu_small.yaml"} <= names
-    heads = {}
-    for name in sorted(names):
-        experiment = load_experiment(CONFIGS / name)
-        heads[name] = resolve_config(experiment.model).heads
-    assert heads["maskrcnn_amodal_cpu_small.yaml"] == "amodal" and heads["orcnn_cpu_small.yaml"] == "both"
+    expected = {"detector_cpu_small.yaml": ("cpu-small", "visible"),
+                "detector_r50_fpn.yaml": ("r50-fpn", "visible"),
+                "maskrcnn_amodal_cpu_small.yaml": ("cpu-small", "amodal"),
+                "orcnn_cpu_small.yaml": ("cpu-small", "both")}
+    for name, (preset, heads) in expected.items():
+        config = resolve_config(load_experiment(CONFIGS / name).model)
+        assert (config.preset, config.heads) == (preset, heads), name
 
 
 def test_unknown_key_in_experiment_is_a_clear_error(tmp_path):

@@ -317,6 +317,11 @@ def test_trainer_resume_with_workers_and_sgd_step(tmp_path):
     _toy_run(tmp_path / "b", stop_after=5, **kwargs)
     resumed, _ = _toy_run(tmp_path / "b", **kwargs)
     assert all(torch.equal(full[k], resumed[k]) for k in full)
+    # another batch size goes on at the same sample: checkpoint at iteration 4 = 16 of 22 samples of epoch 0,
+    # then 3 batches of 2 finish epoch 0 and 11 make epoch 1
+    _toy_run(tmp_path / "c", stop_after=5, **kwargs)
+    _, trainer = _toy_run(tmp_path / "c", **{**kwargs, "batch_size": 2})
+    assert trainer.iteration == 4 + 3 + 11
 
 
 def test_trainer_refuses_other_model_and_bad_loss(tmp_path):

@@ -318,6 +318,29 @@ def test_hard_depth_is_perspective_correct():
     torch.testing.assert_close(frags.depth[0][m], expected[m])
 
 
+def test_hard_matches_trimesh_ray_casting():
+    import trimesh
+
+    verts, faces = icosphere(2, dtype=F64)
+    verts = verts * torch.tensor([0.4, 0.25, 0.3], dtype=F64)
+    R, t = geometry.view_transform(*(torch.tensor([v], dtype=F64) for v in (35.0, 20.0, 1.6)))
+    K = geometry.intrinsics(40.0, 40, 32)
+    uv, depth = project_full(verts[None], R, t, K)
+    frags = rasterize_hard(uv, depth, faces, (32, 40))
+    cam_verts = geometry.transform_points(verts, R[0], t[0]).numpy()
+    mesh = trimesh.Trimesh(cam_verts, faces.numpy(), process=False)
+    rays = geometry.pixel_rays(K, 40, 32).reshape(-1, 3).numpy()
+    hit = torch.as_tensor(mesh.ray.intersects_first(ray_origins=0 * rays, ray_directions=rays) >= 0)
+    hit = hit.reshape(32, 40)
+    assert hit.sum() > 150
+    assert (hit != frags.mask[0]).sum() <= 2  # pixel centres within rounding of an edge
+    both = hit & frags.mask[0]
+    locations, index_ray, _ = mesh.ray.intersects_location(0 * rays, rays, multiple_hits=False)
+    ray_depth = torch.zeros(32 * 40, dtype=F64)
+    ray_depth[torch.as_tensor(index_ray)] = torch.as_tensor(locations[:, 2])
+    torch.testing.assert_close(frags.depth[0][both], ray_depth.reshape(32, 40)[both], atol=1e-6, rtol=1e-6)
+
+
 def test_culled_faces_and_empty_inputs():
     uv, faces = one_triangle(torch.float32)
     uv = uv.clone().requires_grad_(True)

@@ -9,8 +9,7 @@ import torch
 from amodal3d.data.meshes import open_mesh_source
 from amodal3d.data.scene import SceneConfig, render_scene
 from amodal3d.masks import decode_rle, mask_iou
-from amodal3d.models.shape import (ShapeConfig, ShapePrior, adjacent_faces, image_priors, laplacian_loss,
-                                   silhouette_loss)
+from amodal3d.models.shape import ShapeConfig, ShapePrior, adjacent_faces, image_priors, laplacian_loss, silhouette_loss
 from amodal3d.models.viewpoint import angular_error
 from amodal3d.render import icosphere, project_full, project_viewpoint, render_hard_silhouette
 

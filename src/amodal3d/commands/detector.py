@@ -1,6 +1,7 @@
-"""Step 1 detector: ``amodal3d train detector`` and the experiment that it runs.
+"""Step 1 detector: ``amodal3d train detector`` (the experiment itself is
+:func:`amodal3d.models.detector.train_detector`).
 
-One process::
+One process (on a shared CPU machine add ``--threads 1``)::
 
     amodal3d train detector --config configs/detector_cpu_small.yaml --data DATA --out RUN
 
@@ -14,30 +15,38 @@ Rerunning the same command with the same ``--out`` resumes from ``RUN/checkpoint
 
 from __future__ import annotations
 
-import argparse
 import os
 
 
 def register(sub, train_sub) -> None:
     """Add ``amodal3d train detector``."""
-    p = train_sub.add_parser("detector", help="train the step-1 detector (visible, amodal or ORCNN heads)",
-                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = train_sub.add_parser(
+        "detector", help="train the step-1 detector (visible, amodal or ORCNN heads)",
+        description="Train (or resume, with the same --out) a detector; writes OUT/model.safetensors + "
+                    "OUT/model.json, OUT/log.jsonl, OUT/config.yaml and OUT/checkpoint.pt.")
     p.add_argument("--config", required=True, help="experiment YAML, e.g. configs/detector_cpu_small.yaml")
     p.add_argument("--data", required=True, help="dataset folder (annotations/ and images/)")
     p.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--batch-size", type=int, help="override train.batch_size (per process)")
     p.add_argument("--workers", type=int, help="override train.workers (data loading processes)")
     p.add_argument("--seed", type=int, help="override train.seed")
     p.add_argument("--max-iters", type=int, help="override train.max_iters")
     p.add_argument("--lr", type=float, help="override train.lr")
-    p.add_argument("--threads", type=int, help="torch CPU threads per process (default: torch's choice)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads per process (default: torch's choice, the core count). On a "
+                        "shared machine use 1: OpenMP threads that spin-wait slow training down many times "
+                        "over when another process is busy (OMP_WAIT_POLICY defaults to PASSIVE here)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train_detector)
 
 
 def cmd_train_detector(args) -> int:
+    # Read by the OpenMP runtime when torch loads (torch is not imported before this handler runs): with
+    # spinning (active) waits, 2 threads on a 2-core machine shared with another busy process ran ~30x
+    # slower than 1 thread (measured); passive waits cost little when the machine is idle.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import dataclasses
 
     import torch

@@ -199,7 +199,7 @@ class Trainer:
         self.checkpoint_path = self.out / "checkpoint.pt"
         self.log_path = self.out / "log.jsonl"
         self.epoch = 0
-        self.batch_in_epoch = 0
+        self.epoch_samples = 0  # samples of the current epoch consumed by all ranks together
         self.iteration = 0
         self.finished = False
         self.last_lr = config.lr
@@ -209,7 +209,7 @@ class Trainer:
         rng = all_gather_objects(capture_rng(), self.info)
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch, "iteration": self.iteration,
+                "epoch_samples": self.epoch_samples, "iteration": self.iteration,
                 "total_iters": self.total_iters, "world_size": self.info.world_size, "rng": rng,
                 "finished": self.finished, "run_config": json.dumps(self.run_config, sort_keys=True)}
 
@@ -230,7 +230,14 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch, self.batch_in_epoch = int(state["epoch"]), int(state["batch_in_epoch"])
+        # the position is counted in samples, so a resume with another batch size or number of processes
+        # goes on where the run stopped (exactly reproducible only with the same settings)
+        self.epoch = int(state["epoch"])
+        if "epoch_samples" in state:
+            self.epoch_samples = int(state["epoch_samples"])
+        else:  # checkpoints written before the position was counted in samples
+            batches = int(state["batch_in_epoch"])
+            self.epoch_samples = batches * self.config.batch_size * int(state["world_size"])
         self.iteration, self.finished = int(state["iteration"]), bool(state["finished"])
         if self.iteration < self.total_iters:
             self.finished = False  # more epochs or iterations were asked for
@@ -292,7 +299,7 @@ class Trainer:
         try:
             while self.epoch < self.config.epochs and self.iteration < self.total_iters:
                 self.sampler.set_epoch(self.epoch)
-                self.sampler.start_index = self.batch_in_epoch * self.config.batch_size
+                self.sampler.start_index = self.epoch_samples // self.info.world_size
                 if hasattr(self.dataset, "set_epoch"):
                     self.dataset.set_epoch(self.epoch)
                 for batch in self.loader:
@@ -300,8 +307,9 @@ class Trainer:
                         break
                     losses = self.step(batch)
                     self.iteration += 1
-                    self.batch_in_epoch += 1
-                    window_images += batch_size_of(batch[0]) * self.info.world_size
+                    images = batch_size_of(batch[0]) * self.info.world_size
+                    self.epoch_samples += images
+                    window_images += images
                     if self.iteration % self.config.log_every == 0 or self.iteration == self.total_iters:
                         names = sorted(losses)
                         values = mean_over_ranks(torch.stack([losses[k].float() for k in names]), self.info)
@@ -321,7 +329,7 @@ class Trainer:
                         return TrainResult(self.model, self.iteration, False, self.out)
                 else:
                     self.epoch += 1
-                    self.batch_in_epoch = 0
+                    self.epoch_samples = 0
                     self.log({"event": "epoch_end", "epoch": self.epoch, "iteration": self.iteration,
                               "time": time.time()})
                     self.save()

@@ -328,7 +328,7 @@ class _SoftWindows(torch.autograd.Function):
     ``1 - t`` and ``t`` (envelope theorem: the closest-point parameter is stationary or clamped)."""
 
     @staticmethod
-    def forward(ctx, tri, plan):  # noqa: ANN001, ANN205 (autograd signature)
+    def forward(ctx, tri, plan):
         params = _face_params(tri, plan)
         pad = _pad_value(tri.dtype)
         dist_out, pix_out, face_out, saved = [], [], [], []
@@ -354,7 +354,7 @@ class _SoftWindows(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_dist2, _grad_pix, _grad_face):  # noqa: ANN001, ANN205
+    def backward(ctx, grad_dist2, _grad_pix, _grad_face):
         num = ctx.tri_shape[0]
         grad = grad_dist2.new_zeros(num * 3, 2)
         offset = 0

@@ -1,0 +1,103 @@
+"""A3D against its baselines and ablations, side by side in one run, both protocols.
+
+    python benchmarks/bench_a3d.py --data DATA [--split test] [--limit 300] [--weights cpu-small]
+
+Every method runs in the same harness (``amodal3d.evaluation.harness``) on the same images:
+visible-as-amodal, convex hull, Mask R-CNN trained on amodal masks, ORCNN, A3D and its ablations
+(a3d-no-prior, a3d-no-refine, prior-only). Writes ``benchmarks/results/a3d.json`` (all rows, both
+protocols, per-stage milliseconds of A3D) and ``benchmarks/results/baselines.json`` (the issue-4
+view: detector AP, amodal mIoU per category, occluded mIoU, amodal AP, training time, speed), plus
+Markdown tables ``benchmarks/results/a3d_<protocol>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from amodal3d.evaluation.harness import METHODS, build_predictor, evaluate, markdown_table
+from amodal3d.io import atomic_write_bytes, atomic_write_json
+from amodal3d.pipeline import resolve_pipeline_dir
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def training_seconds(weights_json: Path) -> float | None:
+    """Training wall time recorded beside shipped weights (``extra.train_seconds``), if any."""
+    try:
+        return json.loads(weights_json.read_text()).get("extra", {}).get("train_seconds")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=None, help="first N images of the split")
+    parser.add_argument("--weights", default="cpu-small", help="pipeline folder or built-in name")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--protocols", default="given-visible,end-to-end")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folder = resolve_pipeline_dir(args.weights)
+    detector_weights = {"visible": folder / "detector.safetensors", "convex-hull": folder / "detector.safetensors",
+                        "maskrcnn-amodal": folder / "maskrcnn_amodal.safetensors",
+                        "orcnn": folder / "orcnn.safetensors"}
+    results: dict[str, dict[str, dict]] = {}
+    stage_ms = {}
+    for protocol in args.protocols.split(","):
+        results[protocol] = {}
+        for method in args.methods.split(","):
+            weights = detector_weights.get(method, folder)
+            predictor = build_predictor(method, weights=weights, device="cpu")
+            result = evaluate(predictor, args.data, args.split, protocol, limit=args.limit)
+            results[protocol][method] = result
+            print(f"{protocol:13s} {method:16s} mIoU {100 * result['miou']:.1f}  occluded "
+                  f"{100 * (result['occluded_miou'] or 0):.1f}  amodal AP {100 * (result['amodal_ap']['AP'] or 0):.1f}"
+                  f"  {result['images_per_s']:.2f} img/s", flush=True)
+            if method == "a3d":
+                stage_ms[protocol] = predictor.stage_ms()
+        atomic_write_bytes(RESULTS / f"a3d_{protocol}.md",
+                           markdown_table(list(results[protocol].values())).encode())
+    machine = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+               "platform": platform.platform(), "torch": torch.__version__}
+    summary = {}
+    for protocol, rows in results.items():
+        if "a3d" in rows and "maskrcnn-amodal" in rows:
+            a3d, mrcnn = rows["a3d"], rows["maskrcnn-amodal"]
+            summary[protocol] = {
+                "a3d_minus_maskrcnn_miou": round(100 * (a3d["miou"] - mrcnn["miou"]), 2),
+                "a3d_minus_maskrcnn_occluded_miou": round(100 * ((a3d["occluded_miou"] or 0)
+                                                                 - (mrcnn["occluded_miou"] or 0)), 2),
+                "a3d_minus_no_prior_miou": round(100 * (a3d["miou"] - rows.get("a3d-no-prior", a3d)["miou"]), 2)}
+    atomic_write_json(RESULTS / "a3d.json", {"results": results, "summary": summary, "a3d_stage_ms": stage_ms,
+                                             "arguments": vars(args), "machine": machine}, indent=2)
+    baselines = {}
+    for method in ("visible", "convex-hull", "maskrcnn-amodal", "orcnn"):
+        rows = {p: results[p][method] for p in results if method in results[p]}
+        if not rows:
+            continue
+        e2e = rows.get("end-to-end", next(iter(rows.values())))
+        baselines[method] = {
+            "visible_ap": e2e["visible_ap"], "amodal_ap": e2e["amodal_ap"], "miou": e2e["miou"],
+            "occluded_miou": e2e["occluded_miou"],
+            "per_category_miou": {k: v["miou"] for k, v in e2e["per_category"].items()},
+            "given_visible": {k: rows["given-visible"][k] for k in ("miou", "occluded_miou", "amodal_ap")}
+            if "given-visible" in rows else None,
+            "inference_images_per_s": e2e["images_per_s"],
+            "training_seconds": training_seconds(detector_weights[method].with_suffix(".json")),
+        }
+    atomic_write_json(RESULTS / "baselines.json", {"baselines": baselines, "split": args.split, "limit": args.limit,
+                                                   "data": args.data, "machine": machine}, indent=2)
+
+
+if __name__ == "__main__":
+    main()

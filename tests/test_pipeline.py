@@ -1,0 +1,158 @@
+"""Step 5 and the full pipeline: region-specific refinement, AmodalSegmenter, predict/evaluate CLIs,
+stage training (shape, refine) with resume. Models here are tiny and untrained: the tests check
+behaviour that holds for any weights (invariants, plumbing, errors), not accuracy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from amodal3d.cli import main
+from amodal3d.engine.config import to_dict
+from amodal3d.engine.weights import save_weights
+from amodal3d.errors import WeightsError
+from amodal3d.evaluation.predictor import GivenVisible
+from amodal3d.masks import encode_rle
+from amodal3d.models.refine import RefineConfig, RefineNet, prior_edge_band, refine_inputs, region_loss
+from amodal3d.models.shape import ShapeConfig, ShapePrior
+from amodal3d.pipeline import AmodalSegmenter
+
+SHAPE = ShapeConfig(roi_size=32, width=8, feature_dim=32, hypotheses=2)
+REFINE = RefineConfig(width=8)
+
+
+@pytest.fixture(scope="module")
+def pipeline_dir(tmp_path_factory) -> Path:
+    """A pipeline folder of tiny untrained models (no detector: given-visible only)."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    torch.manual_seed(0)
+    save_weights(folder / "shape", ShapePrior(SHAPE).state_dict(), "shape-prior", to_dict(SHAPE))
+    save_weights(folder / "refine", RefineNet(REFINE).state_dict(), "refine", to_dict(REFINE))
+    no_prior = RefineConfig(width=8, use_prior=False)
+    save_weights(folder / "refine_no_prior", RefineNet(no_prior).state_dict(), "refine", to_dict(no_prior))
+    return folder
+
+
+def _given(height: int = 64, width: int = 80) -> tuple[np.ndarray, GivenVisible]:
+    image = (np.random.default_rng(0).uniform(0, 255, (height, width, 3))).astype(np.uint8)
+    visible = np.zeros((2, height, width), bool)
+    visible[0, 10:30, 10:25] = True
+    visible[1, 30:50, 40:70] = True
+    boxes = np.array([[10, 10, 25, 30], [40, 30, 70, 50]], np.float32)
+    return image, GivenVisible(visible, np.array([5, 11]), boxes)
+
+
+def test_region_loss_ignores_the_visible_region():
+    logits = torch.randn(2, 16, 16)
+    amodal = (torch.rand(2, 16, 16) > 0.5).float()
+    visible = torch.zeros(2, 16, 16)
+    visible[:, 4:12, 4:12] = 1
+    zeros = torch.zeros(2, 16, 16)
+    base = region_loss(logits, amodal, visible, zeros, zeros, REFINE)
+    changed = logits.clone()
+    changed[:, 4:12, 4:12] = 50.0  # anything inside the visible mask
+    assert torch.allclose(region_loss(changed, amodal, visible, zeros, zeros, REFINE), base)
+
+
+def test_refined_mask_keeps_the_visible_region_and_edge_band_is_a_ring():
+    model = RefineNet(REFINE).eval()
+    roi = torch.zeros(1, 6, 32, 32)
+    roi[0, 3, 8:20, 8:20] = 1
+    prior = torch.zeros(1, 32, 32)
+    prior[0, 6:24, 6:24] = 1
+    output, _ = model({"x": refine_inputs(roi, prior)})
+    assert (output.amodal[0][roi[0, 3] > 0.5] == 1).all()
+    band = prior_edge_band(prior, 2)[0]
+    assert band[6, 15] == 1 and band[15, 15] == 0 and band[0, 0] == 0
+
+
+@pytest.mark.parametrize("mode", ["a3d", "a3d-no-prior", "a3d-no-refine", "prior-only"])
+def test_segmenter_given_visible(pipeline_dir, mode):
+    segmenter = AmodalSegmenter.from_pretrained(pipeline_dir, mode=mode)
+    image, given = _given()
+    out = segmenter.predict(image, given)
+    assert out.amodal_masks.shape == given.visible_masks.shape and out.labels.tolist() == [5, 11]
+    if mode != "prior-only":
+        assert not (given.visible_masks & ~out.amodal_masks).any(), "visible ⊆ amodal"
+    verts, faces = out.extras["meshes"][0]
+    assert verts.shape == (642, 3) and faces.shape == (1280, 3)
+    assert set(out.extras["viewpoints"][1]) == {"azimuth", "elevation", "distance"}
+    assert set(segmenter.stage_ms()) >= {"detector", "rois", "shape", "paste"}
+
+
+def test_segmenter_errors(pipeline_dir, tmp_path):
+    segmenter = AmodalSegmenter.from_pretrained(pipeline_dir, mode="a3d-no-refine")
+    with pytest.raises(WeightsError, match="no detector weights"):
+        segmenter.predict(_given()[0])
+    with pytest.raises(WeightsError, match="neither a built-in model"):
+        AmodalSegmenter.from_pretrained(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="unknown mode"):
+        AmodalSegmenter.from_pretrained(pipeline_dir, mode="magic")
+    fake = tmp_path / "pickle"
+    shutil.copytree(pipeline_dir, fake)
+    torch.save({"x": torch.zeros(1)}, fake / "shape.safetensors")
+    with pytest.raises(WeightsError, match="never unpickles"):
+        AmodalSegmenter.from_pretrained(fake, mode="prior-only")
+
+
+def test_predict_cli_with_external_visible_masks(pipeline_dir, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    image, given = _given()
+    Image.fromarray(image).save(images / "rgb.png")
+    Image.fromarray(image[..., 0]).save(images / "grey.png")
+    Image.fromarray(np.dstack([image, np.full(image.shape[:2], 200, np.uint8)])).save(images / "rgba.png")
+    Image.fromarray(image[..., 0].astype(np.uint16) * 200).save(images / "deep16.png")
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    coco = {"images": [{"id": i, "file_name": name, "height": 64, "width": 80}
+                       for i, name in enumerate(["rgb.png", "grey.png", "rgba.png", "deep16.png"], 1)],
+            "annotations": [{"id": 10 * i + k, "image_id": i, "category_id": int(given.labels[k]),
+                             "segmentation": encode_rle(given.visible_masks[k])}
+                            for i in range(1, 5) for k in range(2)]}
+    visible_json = tmp_path / "visible.json"
+    visible_json.write_text(json.dumps(coco))
+    out = tmp_path / "out"
+    assert main(["predict", str(images), "--out", str(out), "--weights", str(pipeline_dir), "--visible",
+                 str(visible_json), "--meshes", "obj"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert len(results) == 8 and {Path(r["file_name"]).name for r in results} == {
+        "rgb.png", "grey.png", "rgba.png", "deep16.png"}
+    assert len(list((out / "overlays").glob("*.png"))) == 4 and len(list((out / "meshes").glob("*.obj"))) == 8
+    assert main(["predict", str(tmp_path / "missing.png"), "--out", str(out)]) == 2
+
+
+def test_evaluate_cli_runs_a3d_given_visible(pipeline_dir, tiny_dataset, tmp_path):
+    out = tmp_path / "a3d.json"
+    assert main(["evaluate", "--method", "a3d", "--weights", str(pipeline_dir), "--protocol", "given-visible",
+                 "--data", str(tiny_dataset), "--split", "test", "--json", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert result["method"] == "a3d" and 0.0 <= result["miou"] <= 1.0
+
+
+def test_shape_and_refine_training_resume(tiny_dataset, tmp_path):
+    config = tmp_path / "shape.yaml"
+    config.write_text("model: {roi_size: 32, width: 8, feature_dim: 32, hypotheses: 2}\n"
+                      "train: {batch_size: 4, epochs: 1, checkpoint_every: 1, log_every: 1}\n")
+    run = tmp_path / "shape"
+    args = ["train", "shape", "--data", str(tiny_dataset), "--out", str(run), "--config", str(config),
+            "--device", "cpu", "--quiet"]
+    assert main([*args, "--max-iters", "2"]) == 0
+    assert main([*args, "--max-iters", "3"]) == 0  # resumes at iteration 2
+    events = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events if "event" in e].count("resume") == 1
+    assert max(e["iteration"] for e in events if "iteration" in e) == 3
+    assert (run / "reconstructions.png").is_file()
+    refine = tmp_path / "refine"
+    assert main(["train", "refine", "--data", str(tiny_dataset), "--shape-weights", str(run / "model.safetensors"),
+                 "--out", str(refine), "--max-iters", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]) == 0
+    assert (refine / "model.safetensors").is_file() and (refine / "model.json").is_file()
+    mesh = tmp_path / "mesh.obj"
+    assert main(["export-mesh", "--weights", str(run / "model.safetensors"), "--data", str(tiny_dataset),
+                 "--split", "test", "--out", str(mesh)]) == 0
+    assert mesh.read_text().count("\nv ") + mesh.read_text().startswith("v ") >= 642
