@@ -50,13 +50,15 @@ def main() -> None:
     folder = resolve_pipeline_dir(args.weights)
     detector_weights = {"visible": folder / "detector.safetensors", "convex-hull": folder / "detector.safetensors",
                         "maskrcnn-amodal": folder / "maskrcnn_amodal.safetensors",
-                        "orcnn": folder / "orcnn.safetensors"}
+                        "orcnn": folder / "detector.safetensors"}  # the shipped step 1 is the ORCNN model
     results: dict[str, dict[str, dict]] = {}
     stage_ms = {}
     for protocol in args.protocols.split(","):
         results[protocol] = {}
         for method in args.methods.split(","):
             weights = detector_weights.get(method, folder)
+            if protocol == "given-visible" and method in ("visible", "convex-hull"):
+                weights = None  # they complete the given masks; no detector involved
             predictor = build_predictor(method, weights=weights, device="cpu")
             result = evaluate(predictor, args.data, args.split, protocol, limit=args.limit)
             results[protocol][method] = result
@@ -65,10 +67,29 @@ def main() -> None:
                   f"  {result['images_per_s']:.2f} img/s", flush=True)
             if method == "a3d":
                 stage_ms[protocol] = predictor.stage_ms()
+        path = RESULTS / f"a3d_{protocol}.json"
+        if path.is_file():  # keep rows of other methods measured on the same images (an earlier --methods run)
+            old = json.loads(path.read_text())
+            same = all(old["arguments"].get(k) == getattr(args, k) for k in ("data", "split", "limit"))
+            if same:
+                results[protocol] = {**old["results"], **results[protocol]}
+                stage_ms.setdefault(protocol, old.get("a3d_stage_ms"))
+        order = [m for m in METHODS if m in results[protocol]]
+        results[protocol] = {m: results[protocol][m] for m in order}
         atomic_write_bytes(RESULTS / f"a3d_{protocol}.md",
                            markdown_table(list(results[protocol].values())).encode())
-    machine = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-               "platform": platform.platform(), "torch": torch.__version__}
+        machine = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                   "platform": platform.platform(), "torch": torch.__version__, "loadavg": os.getloadavg()}
+        atomic_write_json(RESULTS / f"a3d_{protocol}.json",
+                          {"results": results[protocol], "a3d_stage_ms": stage_ms.get(protocol),
+                           "arguments": vars(args), "machine": machine}, indent=2)
+    combine(detector_weights)
+
+
+def combine(detector_weights: dict[str, Path]) -> None:
+    """a3d.json (every protocol side by side, A3D's margins) and baselines.json from the per-protocol files."""
+    per_protocol = {p.stem.removeprefix("a3d_"): json.loads(p.read_text()) for p in sorted(RESULTS.glob("a3d_*.json"))}
+    results = {protocol: data["results"] for protocol, data in per_protocol.items()}
     summary = {}
     for protocol, rows in results.items():
         if "a3d" in rows and "maskrcnn-amodal" in rows:
@@ -76,10 +97,14 @@ def main() -> None:
             summary[protocol] = {
                 "a3d_minus_maskrcnn_miou": round(100 * (a3d["miou"] - mrcnn["miou"]), 2),
                 "a3d_minus_maskrcnn_occluded_miou": round(100 * ((a3d["occluded_miou"] or 0)
-                                                                 - (mrcnn["occluded_miou"] or 0)), 2),
-                "a3d_minus_no_prior_miou": round(100 * (a3d["miou"] - rows.get("a3d-no-prior", a3d)["miou"]), 2)}
-    atomic_write_json(RESULTS / "a3d.json", {"results": results, "summary": summary, "a3d_stage_ms": stage_ms,
-                                             "arguments": vars(args), "machine": machine}, indent=2)
+                                                                 - (mrcnn["occluded_miou"] or 0)), 2)}
+            if "a3d-no-prior" in rows:
+                summary[protocol]["a3d_minus_no_prior_miou"] = round(100 * (a3d["miou"] - rows["a3d-no-prior"]["miou"]),
+                                                                     2)
+    atomic_write_json(RESULTS / "a3d.json", {"results": results, "summary": summary,
+                                             "a3d_stage_ms": {p: d["a3d_stage_ms"] for p, d in per_protocol.items()},
+                                             "runs": {p: {"arguments": d["arguments"], "machine": d["machine"]}
+                                                      for p, d in per_protocol.items()}}, indent=2)
     baselines = {}
     for method in ("visible", "convex-hull", "maskrcnn-amodal", "orcnn"):
         rows = {p: results[p][method] for p in results if method in results[p]}
@@ -95,8 +120,7 @@ def main() -> None:
             "inference_images_per_s": e2e["images_per_s"],
             "training_seconds": training_seconds(detector_weights[method].with_suffix(".json")),
         }
-    atomic_write_json(RESULTS / "baselines.json", {"baselines": baselines, "split": args.split, "limit": args.limit,
-                                                   "data": args.data, "machine": machine}, indent=2)
+    atomic_write_json(RESULTS / "baselines.json", {"baselines": baselines}, indent=2)
 
 
 if __name__ == "__main__":

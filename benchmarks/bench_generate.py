@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
     scene = SceneConfig(size=args.size)
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         # warm-up: a short run fills no cache across processes, but loads modules and checks the setup
         generate(GenerateConfig(out=f"{tmp}/warm", splits={"train": 4}, shard_size=2, scene=scene),
@@ -54,7 +55,8 @@ def main() -> None:
                                for lo, hi in ((0.0, 0.05), (0.05, 0.25), (0.25, 0.5), (0.5, 0.8), (0.8, 1.01))}},
         "arguments": vars(args),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(), "loadavg_before": load_before,
+                    "loadavg_after": os.getloadavg()},
         "note": "includes procedural mesh generation (cached per worker), ray casting, shading, PNG and "
                 "JSON writing; wall clock of the whole generate() call",
     }

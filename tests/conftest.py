@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from amodal3d.data.generate import GenerateConfig, generate
 from amodal3d.data.scene import SceneConfig
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+
+# One thread per process: on a 2-core machine, tests that start worker or DDP processes would
+# otherwise oversubscribe the cores (OpenMP threads spinning against each other).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 TINY_SCENE = SceneConfig(size=96)
 
 

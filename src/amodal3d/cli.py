@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Amodal instance segmentation guided by a 3D shape prior.")
     parser.add_argument("--version", action="version", version=f"amodal3d {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    train = sub.add_parser("train", help="train a stage of the pipeline (detector, shape, all)")
+    train = sub.add_parser("train", help="train a stage of the pipeline (detector, shape, refine, all)")
     train_sub = train.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for module in (demo, data, shape, detector, evaluate, pipeline):
         module.register(sub, train_sub)

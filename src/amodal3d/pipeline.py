@@ -61,7 +61,7 @@ class AmodalSegmenter:
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path = "cpu-small", mode: str = "a3d",
-                        device: str | torch.device = "cpu", score_threshold: float = 0.5) -> AmodalSegmenter:
+                        device: str | torch.device = "cpu", score_threshold: float = 0.3) -> AmodalSegmenter:
         """Load the pipeline from a built-in name or a folder (``detector.safetensors`` + ``.json``,
         ``shape.*``, ``refine.*``, ``refine_no_prior.*``); never unpickles."""
         from amodal3d.engine.distributed import resolve_device

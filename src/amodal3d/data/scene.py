@@ -75,6 +75,10 @@ def _camera_rotation(pitch_deg: float) -> np.ndarray:
     return look_at_rotation(torch.zeros(3, dtype=torch.float64), target).numpy()
 
 
+def _f64(value: float) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.float64)
+
+
 def _candidate_position(rng: np.random.Generator, placed: list[PlacedObject], scale: float,
                         config: SceneConfig, K: np.ndarray) -> np.ndarray | None:
     """A camera-frame centre for a new object of size ``scale``: the first object near the image
@@ -130,9 +134,7 @@ def sample_placements(rng: np.random.Generator, source: MeshSource, split: str, 
                 break
         else:
             continue
-        as64 = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
-        rotation = world_to_cam @ (rotation_x(as64(tilt_x)) @ rotation_z(as64(tilt_z))
-                                   @ rotation_y(as64(yaw))).numpy()
+        rotation = world_to_cam @ (rotation_x(_f64(tilt_x)) @ rotation_z(_f64(tilt_z)) @ rotation_y(_f64(yaw))).numpy()
         placed.append(PlacedObject(category, mesh_id, rotation, centre, float(scale)))
     return placed
 

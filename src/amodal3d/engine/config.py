@@ -156,3 +156,12 @@ def dump_yaml(obj: Any) -> str:
 def save_config(path: str | Path, obj: Any) -> Path:
     """Write a config as YAML, atomically."""
     return atomic_write_bytes(path, dump_yaml(obj).encode("utf-8"))
+
+
+def load_experiment(cls: type[T], path: str | Path | None, train_overrides: dict | None = None) -> T:
+    """An experiment dataclass (with a ``train`` section) from YAML, or its defaults when ``path`` is
+    None; ``train_overrides`` (None values ignored) replace fields of ``train`` (CLI flags)."""
+    experiment = from_dict(cls, read_yaml(path) if path else {}, source=str(path or "<defaults>"))
+    changes = {k: v for k, v in (train_overrides or {}).items() if v is not None}
+    return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **changes)) if changes \
+        else experiment

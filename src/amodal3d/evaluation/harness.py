@@ -26,9 +26,13 @@ METHODS = ("visible", "convex-hull", "maskrcnn-amodal", "orcnn", "a3d", "a3d-no-
            "prior-only")
 _DETECTOR_METHODS = ("maskrcnn-amodal", "orcnn")
 _PIPELINE_METHODS = ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")
-# Shipped weights (inside the package) used when --weights is not given.
+# Detections kept for evaluation (every method that detects uses the same): low, as AP needs the
+# whole ranking; mIoU matches each ground truth to its best detection, so extra ones cost nothing there.
+EVAL_SCORE_THRESHOLD = 0.2
+# Shipped weights (inside the package) used when --weights is not given. The
+# shipped step-1 detector is the ORCNN model (visible + amodal heads): A3D uses its visible head.
 _SHIPPED_STEM = {"visible": "detector", "convex-hull": "detector", "maskrcnn-amodal": "maskrcnn_amodal",
-                 "orcnn": "orcnn"}
+                 "orcnn": "detector"}
 
 
 def shipped_weights(name: str) -> Path | None:
@@ -62,7 +66,8 @@ def _load_detector(name: str, weights: str | Path | None, device: str) -> Predic
     if heads not in _HEADS[name]:
         raise WeightsError(f"{path}: a detector with heads={heads!r}; method {name!r} needs heads "
                            f"{' or '.join(map(repr, _HEADS[name]))}")
-    return DetectorPredictor(model, name=None if name in ("visible", "convex-hull") else name)
+    return DetectorPredictor(model, name=None if name in ("visible", "convex-hull") else name,
+                             score_threshold=EVAL_SCORE_THRESHOLD)
 
 
 def build_predictor(name: str, weights: str | Path | None = None, device: str = "cpu") -> Predictor:
@@ -76,7 +81,8 @@ def build_predictor(name: str, weights: str | Path | None = None, device: str = 
     if name in _PIPELINE_METHODS:
         from amodal3d.pipeline import AmodalSegmenter
 
-        return AmodalSegmenter.from_pretrained(weights or "cpu-small", mode=name, device=device)
+        return AmodalSegmenter.from_pretrained(weights or "cpu-small", mode=name, device=device,
+                                               score_threshold=EVAL_SCORE_THRESHOLD)
     weights = weights if weights is not None else shipped_weights(name)
     if name in ("visible", "convex-hull"):
         detector = _load_detector(name, weights, device) if weights is not None else None

@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from amodal3d.data.instances import InstanceRois
 from amodal3d.engine.checkpoint import seed_everything
-from amodal3d.engine.config import from_dict, read_yaml, to_dict
+from amodal3d.engine.config import from_dict, to_dict
+from amodal3d.engine.config import load_experiment as load_config_experiment
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer
 from amodal3d.engine.weights import config_digest, load_state_strict, load_weights, save_weights
@@ -102,13 +103,13 @@ def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, e
 
 
 def load_experiment(path: str | None, overrides: dict) -> RefineExperiment:
-    experiment = from_dict(RefineExperiment, read_yaml(path) if path else {}, source=path or "<defaults>")
-    train = dataclasses.replace(experiment.train, **{k: v for k, v in overrides.items()
-                                                     if v is not None and k in TrainConfig.__dataclass_fields__})
-    model = experiment.model
+    """``configs/refine_*.yaml`` (or the defaults) with CLI overrides of the ``train`` section and the
+    ``no_prior`` ablation flag."""
+    train = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__}
+    experiment = load_config_experiment(RefineExperiment, path, train)
     if overrides.get("no_prior"):
-        model = dataclasses.replace(model, use_prior=False)
-    return RefineExperiment(model=model, train=train)
+        experiment = dataclasses.replace(experiment, model=dataclasses.replace(experiment.model, use_prior=False))
+    return experiment
 
 
 def load_refine(path: str | Path, device: str | torch.device = "cpu") -> RefineNet:

@@ -12,7 +12,8 @@ import trimesh
 
 from amodal3d.data.instances import InstanceRois
 from amodal3d.engine.checkpoint import seed_everything
-from amodal3d.engine.config import from_dict, read_yaml, to_dict
+from amodal3d.engine.config import from_dict, to_dict
+from amodal3d.engine.config import load_experiment as load_config_experiment
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer
 from amodal3d.engine.weights import load_state_strict, load_weights, save_weights
@@ -38,14 +39,14 @@ def collate_rois(batch: list) -> tuple[dict, dict]:
 
 
 def load_experiment(path: str | None, overrides: dict) -> ShapeExperiment:
-    data = read_yaml(path) if path else {}
-    experiment = from_dict(ShapeExperiment, data, source=path or "<defaults>")
-    train = dataclasses.replace(experiment.train, **{k: v for k, v in overrides.items() if v is not None
-                                                     and k in TrainConfig.__dataclass_fields__})
-    model = experiment.model
+    """``configs/shape_*.yaml`` (or the defaults) with CLI overrides of the ``train`` section and the
+    ``amodal_supervision`` ablation flag."""
+    train = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__}
+    experiment = load_config_experiment(ShapeExperiment, path, train)
     if overrides.get("amodal_supervision"):
-        model = dataclasses.replace(model, amodal_supervision=True)
-    return ShapeExperiment(model=model, train=train)
+        experiment = dataclasses.replace(experiment, model=dataclasses.replace(experiment.model,
+                                                                               amodal_supervision=True))
+    return experiment
 
 
 def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, split: str = "train",
