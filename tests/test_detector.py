@@ -43,15 +43,6 @@ SMALL = {"min_size": 128, "max_size": 128}
 FEWER = {"rpn_post_nms_top_n_train": 200, "rpn_post_nms_top_n_test": 100, "box_batch_size_per_image": 64}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two threads per test process oversubscribe it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def toy_batch(size: int = 128) -> tuple[list[torch.Tensor], list[dict]]:
     """Two images with two instances each; instance 0 is partly hidden (amodal box larger)."""
     images, targets = [], []

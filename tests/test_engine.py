@@ -47,15 +47,6 @@ from amodal3d.errors import WeightsError
 from amodal3d.masks import mask_to_bbox, xywh_to_xyxy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two threads per test process oversubscribe it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ------------------------------------------------------------------------------------------------ config
 @dataclass(frozen=True)
 class Inner:

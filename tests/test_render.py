@@ -443,6 +443,16 @@ def _grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="xy")
 
 
+def _fit_soft_iou(render, target: torch.Tensor, optimizer: torch.optim.Optimizer, steps: int) -> None:
+    """Minimise 1 - soft IoU between ``render()`` and ``target`` for ``steps`` optimiser steps."""
+    for _ in range(steps):
+        sil = render()
+        loss = 1.0 - (sil * target).sum() / (sil + target - sil * target).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
 def test_fit_icosphere_vertices_to_ellipse():
     size = 32
     x, y = _grid(size)
@@ -463,12 +473,7 @@ def test_fit_icosphere_vertices_to_ellipse():
         return render_soft_silhouette(uv, faces, (size, size), sigma=sigma, depth=depth)
 
     assert iou(render(hard=True), target) < 0.5
-    for _ in range(150):
-        sil = render()
-        loss = 1.0 - (sil * target).sum() / (sil + target - sil * target).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _fit_soft_iou(render, target, opt, steps=150)
     assert iou(render(hard=True), target) > 0.9
 
 
@@ -494,12 +499,7 @@ def test_fit_camera_scale_and_offset_to_box():
         return render_soft_silhouette(uv, box_faces, (size, size), sigma=0.1, depth=depth)
 
     assert iou(render(hard=True), target) < 0.5
-    for _ in range(200):
-        sil = render()
-        loss = 1.0 - (sil * target).sum() / (sil + target - sil * target).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _fit_soft_iou(render, target, opt, steps=200)
     assert iou(render(hard=True), target) > 0.9
     assert log_scale.exp().item() == pytest.approx(1.3, rel=0.1)
 
