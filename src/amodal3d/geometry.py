@@ -44,7 +44,8 @@ def viewpoint_from_position(position: torch.Tensor) -> tuple[torch.Tensor, torch
     x, y, z = position.unbind(-1)
     distance = position.norm(dim=-1)
     azimuth = torch.rad2deg(torch.atan2(x, z))
-    elevation = torch.rad2deg(torch.asin((y / distance.clamp_min(1e-12)).clamp(-1.0, 1.0)))
+    azimuth = torch.where(azimuth <= -180.0, azimuth + 360.0, azimuth)  # atan2(-0, z<0) = -180
+    elevation = torch.rad2deg(torch.atan2(y, torch.hypot(x, z)))  # asin(y/d) loses precision near the poles
     return azimuth, elevation, distance
 
 

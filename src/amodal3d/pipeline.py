@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from amodal3d.errors import WeightsError
+from amodal3d.errors import DataError, WeightsError
 from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.models.refine import RefineNet, refine_inputs
 from amodal3d.models.roi import mask_boxes, paste, roi_inputs
@@ -105,6 +105,11 @@ class AmodalSegmenter:
             detections = Instances(np.asarray(given.boxes, np.float32).reshape(n, 4),
                                    np.asarray(given.labels, np.int64).reshape(n), np.ones(n, np.float32),
                                    visible_np, visible_np)
+            known = self.shape.config.num_categories
+            unknown = sorted({int(c) for c in detections.labels if not 1 <= c <= known})
+            if unknown:
+                raise DataError(f"given visible masks: category id(s) {unknown} unknown to this model "
+                                f"(it knows 1..{known})")
         else:
             if self.detector is None:
                 raise WeightsError("this pipeline has no detector weights: pass visible masks (given)")

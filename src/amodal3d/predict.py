@@ -13,10 +13,11 @@ from tqdm import tqdm
 
 from amodal3d import CATEGORY_NAMES
 from amodal3d.data.dataset import read_image
+from amodal3d.data.readers import segmentation_mask
 from amodal3d.errors import DataError
 from amodal3d.evaluation.predictor import GivenVisible
 from amodal3d.io import atomic_save_image, atomic_write_bytes, atomic_write_json
-from amodal3d.masks import decode_rle, encode_rle, mask_to_bbox, polygons_to_mask, xywh_to_xyxy
+from amodal3d.masks import encode_rle, mask_to_bbox, xywh_to_xyxy
 from amodal3d.visualize import overlay
 
 
@@ -42,18 +43,8 @@ def load_visible_json(path: str | Path) -> dict[str, list[dict]]:
 
 
 def given_from_annotations(anns: list[dict], height: int, width: int, source: str) -> GivenVisible:
-    masks = []
-    for ann in anns:
-        seg = ann.get("visible_segm", ann.get("segmentation"))
-        if isinstance(seg, dict):
-            if list(seg.get("size", [])) != [height, width]:
-                raise DataError(f"{source}: annotation {ann.get('id')}: RLE size {seg.get('size')} differs from "
-                                f"the image size {[height, width]}")
-            masks.append(decode_rle(seg))
-        elif isinstance(seg, list) and seg:
-            masks.append(polygons_to_mask(seg if isinstance(seg[0], list) else [seg], height, width))
-        else:
-            raise DataError(f"{source}: annotation {ann.get('id')} has no visible segmentation")
+    masks = [segmentation_mask(ann.get("visible_segm", ann.get("segmentation")), height, width,
+                               f"{source}: annotation {ann.get('id')}") for ann in anns]
     visible = np.stack(masks) if masks else np.zeros((0, height, width), bool)
     boxes = np.array([xywh_to_xyxy(mask_to_bbox(m)) for m in visible], np.float32).reshape(-1, 4)
     labels = np.array([int(a.get("category_id", 1)) for a in anns], np.int64)
@@ -77,10 +68,11 @@ def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", mode
                 if path.name not in given_by_file:
                     raise DataError(f"{path}: no entry in {visible_json}")
                 given = given_from_annotations(given_by_file[path.name], *image.shape[:2], str(visible_json))
+            instances = segmenter.predict(image, given)
         except DataError as error:
-            failed.append((str(path), str(error)))
+            message = str(error)
+            failed.append((str(path), message if message.startswith(str(path)) else f"{path}: {message}"))
             continue
-        instances = segmenter.predict(image, given)
         done += 1
         for k in range(len(instances.labels)):
             amodal, visible = instances.amodal_masks[k], instances.visible_masks[k]

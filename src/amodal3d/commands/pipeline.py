@@ -83,8 +83,8 @@ def cmd_predict(args) -> int:
                             args.score_threshold, args.visible, args.meshes, overlays=not args.no_overlays)
     print(f"{args.out}: {summary['images']} image(s), {summary['instances']} instance(s), "
           f"{len(summary['failed'])} failed")
-    for name, reason in summary["failed"]:
-        print(f"  failed: {name}: {reason}")
+    for _, reason in summary["failed"]:
+        print(f"  failed: {reason}")
     return 1 if summary["failed"] and not summary["images"] else 0
 
 

@@ -17,6 +17,8 @@ def register(sub, train_sub) -> None:
     p.add_argument("--max-iters", type=int, default=None)
     p.add_argument("--limit-images", type=int, default=None, help="use only the first N images (quick runs)")
     p.add_argument("--amodal-supervision", action="store_true", help="ablation: supervise with amodal masks")
+    p.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="fine-tune from a trained shape model of the same architecture (e.g. with a smaller sigma)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--quiet", action="store_true")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -58,10 +60,30 @@ def resolve_image_path(image_dir: Path, file_name: str, annotation_file: Path | 
     return candidate
 
 
+MAX_IMAGE_PIXELS = 40_000_000  # larger images are refused before decoding (override: AMODAL3D_MAX_PIXELS)
+
+
+def max_image_pixels() -> int:
+    return int(os.environ.get("AMODAL3D_MAX_PIXELS", MAX_IMAGE_PIXELS))
+
+
+def _open_quietly(path: Path) -> Image.Image:
+    """``Image.open`` without PIL's decompression-bomb warning (:func:`read_image` has its own limit)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
 def read_image(path: Path) -> np.ndarray:
-    """Any PNG/JPEG (grey, RGBA, palette, 16-bit) -> uint8 RGB (H, W, 3). DataError naming the file."""
+    """Any PNG/JPEG (grey, RGBA, palette, 16-bit) -> uint8 RGB (H, W, 3). DataError naming the file.
+
+    Images over :func:`max_image_pixels` are refused from their header, before any pixel is decoded."""
     try:
-        with Image.open(path) as image:
+        with _open_quietly(path) as image:
+            width, height = image.size
+            if width * height > max_image_pixels():
+                raise DataError(f"{path}: {width}x{height} image is over the {max_image_pixels():,}-pixel "
+                                f"limit; downscale it or raise AMODAL3D_MAX_PIXELS")
             image.load()
             if image.mode in ("I;16", "I;16B", "I;16L", "I"):
                 array = np.asarray(image, dtype=np.float64)
@@ -70,7 +92,7 @@ def read_image(path: Path) -> np.ndarray:
             return np.array(image.convert("RGB"))
     except FileNotFoundError:
         raise DataError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as error:
         raise DataError(f"{path}: cannot read the image ({error})") from None
 
 

@@ -26,7 +26,7 @@ from amodal3d.data.meshes import MeshSource, open_mesh_source, seed_from
 from amodal3d.data.scene import SceneConfig, render_scene
 from amodal3d.data.schema import dataset_json
 from amodal3d.errors import DataError
-from amodal3d.io import atomic_save_image, atomic_write_bytes, atomic_write_json
+from amodal3d.io import atomic_save_image, atomic_write_bytes, atomic_write_json, remove_temporaries
 
 MAX_OBJECTS_PER_IMAGE = 100  # annotation id = image_id * 100 + k
 
@@ -141,6 +141,19 @@ def check_fingerprint(config: GenerateConfig) -> None:
     atomic_write_json(path, fingerprint, indent=2)
 
 
+def remove_stale_temporaries(out: Path, shards: list[Shard], everything: bool) -> None:
+    """Delete the temporaries that killed runs left of the files of ``shards`` (images, parts), of which
+    this run is the one writer; with ``everything`` (a run that owns all shards) those of the split files,
+    ``generation.json`` and the meshes too. Other runs of a cluster may be writing those at the moment."""
+    for split in {s.split for s in shards}:
+        mine = [s for s in shards if s.split == split]
+        remove_temporaries(out / "images" / split, (f"{i + 1:06d}.png" for s in mine for i in range(s.start, s.stop)))
+        remove_temporaries(out / "annotations" / "parts" / split, (s.part_path(out).name for s in mine))
+    if everything:
+        for folder in (out, out / "annotations", out / "meshes"):
+            remove_temporaries(folder)
+
+
 def merge_split(out: Path, split: str, shards: list[Shard], config: GenerateConfig) -> Path | None:
     """Write ``annotations/<split>.json`` from the parts when every shard of the split is done."""
     parts = [s.part_path(out) for s in shards if s.split == split]
@@ -166,7 +179,9 @@ def generate(config: GenerateConfig, workers: int = 1, shard: tuple[int, int] = 
     check_fingerprint(config)
     open_mesh_source(config.shapes, seed=config.seed)  # fail early and clearly on a bad --shapes
     shards = plan_shards(config)
-    todo = [s for k, s in enumerate(shards) if k % shard[1] == shard[0] and not s.part_path(out).exists()]
+    mine = [s for k, s in enumerate(shards) if k % shard[1] == shard[0]]
+    remove_stale_temporaries(out, mine, everything=shard[1] == 1)
+    todo = [s for s in mine if not s.part_path(out).exists()]
     total = sum(s.stop - s.start for s in todo)
     with tqdm(total=total, unit="img", desc="generate", disable=not progress) as bar:
         if workers <= 1:

@@ -35,7 +35,7 @@ def _polygons(value, where: str) -> list[list[float]]:
     return [list(map(float, p)) for p in value]
 
 
-def _mask(value, height: int, width: int, where: str) -> np.ndarray:
+def segmentation_mask(value, height: int, width: int, where: str) -> np.ndarray:
     """COCO segmentation (polygons or RLE) -> bool mask (H, W)."""
     if isinstance(value, dict):
         if list(value.get("size", [])) != [height, width]:
@@ -104,8 +104,8 @@ def read_cocoa_native(source: Path, class_agnostic: bool = False) -> dict:
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         regions = record["regions"]
         where = [f"{path}: image {image_id} region {k + 1}" for k in range(len(regions))]
-        amodal = [_mask(r["segmentation"], height, width, w) for r, w in zip(regions, where)]
-        visible = [_mask(r["visible_mask"], height, width, w) if "visible_mask" in r else a
+        amodal = [segmentation_mask(r["segmentation"], height, width, w) for r, w in zip(regions, where)]
+        visible = [segmentation_mask(r["visible_mask"], height, width, w) if "visible_mask" in r else a
                    for r, a, w in zip(regions, amodal, where)]
         order = [float(r.get("order", k + 1)) for k, r in enumerate(regions)]
         for k, (r, a, v, o) in enumerate(zip(regions, amodal, visible, _occluders(visible, amodal, order))):
@@ -137,6 +137,7 @@ def read_coco_style(source: Path, amodal_key: str, visible_key: str, bbox_key: s
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
                                               for k in ("images", "annotations", "categories")):
         raise DataError(f"{source}: expected a COCO file with images, annotations and categories")
+    _check_coco(source, data)
     images = {im["id"]: im for im in data["images"]}
     per_image: dict[int, list[dict]] = {}
     for ann in data["annotations"]:
@@ -148,8 +149,8 @@ def read_coco_style(source: Path, amodal_key: str, visible_key: str, bbox_key: s
         im = images[image_id]
         h, w = im["height"], im["width"]
         where = [f"{source}: annotation {a.get('id')}" for a in anns]
-        amodal = [_mask(a[amodal_key], h, w, wh) for a, wh in zip(anns, where)]
-        visible = [_mask(a[visible_key], h, w, wh) if a.get(visible_key) else m
+        amodal = [segmentation_mask(a[amodal_key], h, w, wh) for a, wh in zip(anns, where)]
+        visible = [segmentation_mask(a[visible_key], h, w, wh) if a.get(visible_key) else m
                    for a, m, wh in zip(anns, amodal, where)]
         # Without a depth order, an instance's occluders are those whose visible mask covers its
         # hidden part.
@@ -159,6 +160,31 @@ def read_coco_style(source: Path, amodal_key: str, visible_key: str, bbox_key: s
         for a, am, vi, oc in zip(anns, amodal, visible, _occluders(visible, amodal, order)):
             out.append(_annotation(a["id"], image_id, a["category_id"], am, vi, oc))
     return {"images": list(images.values()), "annotations": out, "categories": data["categories"]}
+
+
+def _check_coco(source: Path, data: dict) -> None:
+    """Refuse what would convert silently wrong: missing keys, duplicate ids, unknown category ids,
+    file names outside the image folder."""
+    for kind, required in (("images", ("id", "file_name", "height", "width")), ("annotations", ("id", "image_id",
+                                                                                            "category_id")),
+                           ("categories", ("id",))):
+        seen = set()
+        for entry in data[kind]:
+            missing = [k for k in required if k not in entry]
+            if missing:
+                raise DataError(f"{source}: an entry of {kind} lacks {', '.join(missing)}")
+            if entry["id"] in seen:
+                raise DataError(f"{source}: duplicate {kind[:-1].replace('categorie', 'category')} id {entry['id']}")
+            seen.add(entry["id"])
+    known = {c["id"] for c in data["categories"]}
+    for ann in data["annotations"]:
+        if ann["category_id"] not in known:
+            raise DataError(f"{source}: annotation {ann['id']} has unknown category id {ann['category_id']}")
+    for image in data["images"]:
+        name = str(image["file_name"])
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise DataError(f"{source}: image {image['id']} file_name {name!r} points outside the image folder: "
+                            "refused")
 
 
 def detect_format(source: Path) -> str:

@@ -27,6 +27,7 @@ from amodal3d.engine.checkpoint import capture_rng, load_checkpoint, restore_rng
 from amodal3d.engine.config import save_config
 from amodal3d.engine.distributed import DistInfo, all_gather_objects, mean_over_ranks
 from amodal3d.errors import Amodal3dError
+from amodal3d.io import remove_temporaries
 
 
 class TrainingError(Amodal3dError):
@@ -285,6 +286,8 @@ class Trainer:
     def fit(self, stop_after: int | None = None) -> TrainResult:
         """Train until ``total_iters`` (resuming first when a checkpoint exists). ``stop_after`` ends the
         process's work after that global iteration without saving (simulates a kill; for tests)."""
+        if self.info.is_main:  # the run folder has one writer: temporaries there are left by a killed run
+            remove_temporaries(self.out)
         resumed = self.resume()
         if self.finished:
             return TrainResult(self.model, self.iteration, True, self.out)

@@ -50,9 +50,13 @@ def load_experiment(path: str | None, overrides: dict) -> ShapeExperiment:
 
 
 def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, split: str = "train",
-                device: str = "auto", limit_images: int | None = None, progress: bool = True) -> Path:
+                device: str = "auto", limit_images: int | None = None, progress: bool = True,
+                init: str | Path | None = None) -> Path:
     """Train (or resume) the shape prior; writes ``OUT/model.safetensors`` + ``model.json``,
-    ``OUT/log.jsonl`` and ``OUT/reconstructions.png``. Returns the weights path."""
+    ``OUT/log.jsonl`` and ``OUT/reconstructions.png``. Returns the weights path.
+
+    ``init``: start from a trained shape model of the same architecture (fine-tuning, e.g. with a
+    smaller ``sigma``); a checkpoint in ``out`` still takes precedence (resume)."""
     info = init_distributed(device)
     try:
         cfg = experiment.model
@@ -60,7 +64,11 @@ def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, 
                                limit_images=limit_images)
         seed_everything(experiment.train.seed)
         model = ShapePrior(cfg)
-        run_config = {"model": to_dict(cfg), "train": to_dict(experiment.train), "data": str(data), "split": split}
+        if init is not None:
+            state, _ = load_weights(init, WEIGHTS_KIND)
+            load_state_strict(model, state, init)
+        run_config = {"model": to_dict(cfg), "train": to_dict(experiment.train), "data": str(data), "split": split,
+                      "init": None if init is None else str(init)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_rois,
                           run_config=run_config, progress=progress, desc="shape")
         result = trainer.fit()
@@ -79,7 +87,7 @@ def train_shape_from_args(args) -> Path:
                  "seed": args.seed, "amodal_supervision": args.amodal_supervision}
     experiment = load_experiment(args.config, overrides)
     path = train_shape(args.data, args.out, experiment, args.split, args.device, args.limit_images,
-                       progress=not args.quiet)
+                       progress=not args.quiet, init=args.init)
     print(path)
     return path
 
