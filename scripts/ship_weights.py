@@ -4,7 +4,7 @@
         --shape RUNS/shape --refine RUNS/refine --refine-no-prior RUNS/refine_no_prior
 
 Each run folder holds ``model.safetensors`` + ``model.json`` and ``log.jsonl``; the training wall time
-(first ``start`` to ``finished`` event, pauses included) is stored in the JSON as ``extra.train_seconds``.
+(summed over start/resume segments) is stored in the JSON as ``extra.train_seconds``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,19 @@ KINDS = {"detector": "detector", "maskrcnn_amodal": "detector", "shape": "shape-
 
 
 def train_seconds(run: Path) -> float | None:
-    times = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    starts = [t["time"] for t in times if t.get("event") == "start"]
-    ends = [t["time"] for t in times if t.get("event") == "finished"]
-    return round(ends[-1] - starts[0], 1) if starts and ends else None
+    """Active training time: the sum over the run's segments (a start or resume event to the last record
+    before the next one), so time between a kill and the resume is not counted."""
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    if not any(r.get("event") == "finished" for r in records):
+        return None
+    total, segment_start, last = 0.0, None, None
+    for record in records:
+        if record.get("event") in ("start", "resume"):
+            if segment_start is not None:
+                total += last - segment_start
+            segment_start = record["time"]
+        last = record["time"]
+    return round(total + (last - segment_start), 1)
 
 
 def main() -> None:

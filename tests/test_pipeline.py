@@ -15,11 +15,18 @@ from PIL import Image
 
 from amodal3d.cli import main
 from amodal3d.engine.config import to_dict
-from amodal3d.engine.weights import save_weights
+from amodal3d.engine.weights import load_weights, save_weights
 from amodal3d.errors import WeightsError
 from amodal3d.evaluation.predictor import GivenVisible
 from amodal3d.masks import encode_rle
-from amodal3d.models.refine import RefineConfig, RefineNet, prior_edge_band, refine_inputs, region_loss
+from amodal3d.models.refine import (
+    RefineConfig,
+    RefineNet,
+    hidden_under_occluders,
+    prior_edge_band,
+    refine_inputs,
+    region_loss,
+)
 from amodal3d.models.shape import ShapeConfig, ShapePrior
 from amodal3d.pipeline import AmodalSegmenter
 
@@ -84,6 +91,24 @@ def test_segmenter_given_visible(pipeline_dir, mode):
     assert verts.shape == (642, 3) and faces.shape == (1280, 3)
     assert set(out.extras["viewpoints"][1]) == {"azimuth", "elevation", "distance"}
     assert set(segmenter.stage_ms()) >= {"detector", "rois", "shape", "paste"}
+
+
+def test_hidden_parts_only_under_other_instances(pipeline_dir):
+    visible = torch.zeros(3, 6, 6, dtype=torch.bool)
+    visible[0, :, :2], visible[1, :, 4:] = True, True  # instance 2 is hidden entirely (no visible pixel)
+    amodal = torch.ones(3, 6, 6, dtype=torch.bool)
+    out = hidden_under_occluders(amodal, visible)
+    for k in range(3):  # reference: own visible pixels, plus pixels where another instance is seen
+        others = visible[[j for j in range(3) if j != k]].any(0)
+        assert torch.equal(out[k], visible[k] | others)
+    image, given = _given()
+    free = AmodalSegmenter.from_pretrained(pipeline_dir, mode="a3d", occluder_constraint=False)
+    bound = AmodalSegmenter.from_pretrained(pipeline_dir, mode="a3d")
+    loose, tight = free.predict(image, given).amodal_masks, bound.predict(image, given).amodal_masks
+    others = given.visible_masks[::-1]  # two instances: each one's occluders are the other's visible mask
+    assert not (tight & ~(given.visible_masks | others)).any()
+    assert np.array_equal(tight, loose & (given.visible_masks | others) | given.visible_masks)
+    assert (free.name, bound.name) == ("a3d-unconstrained", "a3d")
 
 
 def test_segmenter_errors(pipeline_dir, tmp_path):
@@ -152,6 +177,19 @@ def test_shape_and_refine_training_resume(tiny_dataset, tmp_path):
     assert main(["train", "refine", "--data", str(tiny_dataset), "--shape-weights", str(run / "model.safetensors"),
                  "--out", str(refine), "--max-iters", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]) == 0
     assert (refine / "model.safetensors").is_file() and (refine / "model.json").is_file()
+    # Fine-tuning starts from the given weights (lr ~0: they stay); another architecture is refused.
+    sharp = tmp_path / "sharp.yaml"
+    sharp.write_text("model: {roi_size: 32, width: 8, feature_dim: 32, hypotheses: 2, sigma: 0.1}\n"
+                     "train: {batch_size: 4, epochs: 1, lr: 1.0e-12, warmup_iters: 0}\n")
+    tuned = tmp_path / "tuned"
+    assert main(["train", "shape", "--data", str(tiny_dataset), "--out", str(tuned), "--config", str(sharp),
+                 "--init", str(run / "model.safetensors"), "--max-iters", "1", "--device", "cpu", "--quiet"]) == 0
+    before, _ = load_weights(run / "model.safetensors", "shape-prior")
+    after, _ = load_weights(tuned / "model.safetensors", "shape-prior")
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+    sharp.write_text(sharp.read_text().replace("width: 8", "width: 16"))
+    assert main(["train", "shape", "--data", str(tiny_dataset), "--out", str(tmp_path / "other"), "--config",
+                 str(sharp), "--init", str(run / "model.safetensors"), "--device", "cpu", "--quiet"]) == 2
     mesh = tmp_path / "mesh.obj"
     assert main(["export-mesh", "--weights", str(run / "model.safetensors"), "--data", str(tiny_dataset),
                  "--split", "test", "--out", str(mesh)]) == 0

@@ -21,11 +21,12 @@ import torch
 
 from amodal3d.errors import DataError, WeightsError
 from amodal3d.evaluation.predictor import GivenVisible, Instances
-from amodal3d.models.refine import RefineNet, refine_inputs
+from amodal3d.models.refine import RefineNet, hidden_under_occluders, refine_inputs
 from amodal3d.models.roi import mask_boxes, paste, roi_inputs
 from amodal3d.models.shape import ShapePrior
 
 MODES = ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")
+REFINE_MODES = ("a3d", "a3d-no-prior")  # step 5 runs
 BUILTIN = {"cpu-small": Path(__file__).resolve().parent / "weights" / "cpu-small"}
 # file stems inside a pipeline folder
 FILES = {"detector": "detector", "shape": "shape", "refine": "refine", "refine-no-prior": "refine_no_prior"}
@@ -43,25 +44,31 @@ class AmodalSegmenter:
     """Steps 1-5 as one predictor (implements :class:`amodal3d.evaluation.predictor.Predictor`).
 
     ``timings`` accumulates milliseconds per stage over calls (``detector``, ``rois``, ``shape``,
-    ``refine``, ``paste``) with ``calls``; :meth:`stage_ms` averages them."""
+    ``refine``, ``paste``) with ``calls``; :meth:`stage_ms` averages them.
+
+    ``occluder_constraint`` (step 5 modes): hidden parts only under the other instances' visible masks
+    (:func:`~amodal3d.models.refine.hidden_under_occluders`); turn it off for images whose occluders
+    are not all detected (e.g. unannotated stuff in front of objects)."""
 
     def __init__(self, detector, shape: ShapePrior, refine: RefineNet | None = None, mode: str = "a3d",
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", occluder_constraint: bool = True):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-        if mode in ("a3d", "a3d-no-prior") and refine is None:
+        if mode in REFINE_MODES and refine is None:
             raise WeightsError(f"mode {mode} needs refinement weights")
         self.device = torch.device(device)
         self.detector = detector
         self.shape = shape.to(self.device).eval()
         self.refine = refine.to(self.device).eval() if refine is not None else None
         self.mode = mode
-        self.name = mode
+        self.occluder_constraint = occluder_constraint
+        self.name = mode if occluder_constraint or mode not in REFINE_MODES else f"{mode}-unconstrained"
         self.timings: dict[str, float] = defaultdict(float)
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path = "cpu-small", mode: str = "a3d",
-                        device: str | torch.device = "cpu", score_threshold: float = 0.3) -> AmodalSegmenter:
+                        device: str | torch.device = "cpu", score_threshold: float = 0.3,
+                        occluder_constraint: bool = True) -> AmodalSegmenter:
         """Load the pipeline from a built-in name or a folder (``detector.safetensors`` + ``.json``,
         ``shape.*``, ``refine.*``, ``refine_no_prior.*``); never unpickles."""
         from amodal3d.engine.distributed import resolve_device
@@ -78,10 +85,10 @@ class AmodalSegmenter:
                                          score_threshold=score_threshold)
         shape = load_shape_prior(folder / f"{FILES['shape']}.safetensors", device)
         refine = None
-        if mode in ("a3d", "a3d-no-prior"):
+        if mode in REFINE_MODES:
             stem = FILES["refine"] if mode == "a3d" else FILES["refine-no-prior"]
             refine = load_refine(folder / f"{stem}.safetensors", device)
-        return cls(detector, shape, refine, mode, device)
+        return cls(detector, shape, refine, mode, device, occluder_constraint)
 
     def stage_ms(self) -> dict[str, float]:
         calls = max(self.timings.get("calls", 0), 1)
@@ -128,7 +135,7 @@ class AmodalSegmenter:
         start = self._tick("rois", start)
         shape_out, _ = self.shape({"roi": roi, "labels": labels})
         start = self._tick("shape", start)
-        if self.mode in ("a3d", "a3d-no-prior"):
+        if self.mode in REFINE_MODES:
             refined, _ = self.refine({"x": refine_inputs(roi, shape_out.prior)})
             roi_amodal = refined.amodal
             start = self._tick("refine", start)
@@ -136,7 +143,9 @@ class AmodalSegmenter:
             roi_amodal = shape_out.prior
         amodal = paste(roi_amodal, rois, height, width) > 0.5
         prior_masks = paste(shape_out.prior, rois, height, width) > 0.5
-        if self.mode != "prior-only":
+        if self.mode in REFINE_MODES and self.occluder_constraint:
+            amodal = hidden_under_occluders(amodal, visible)
+        elif self.mode != "prior-only":
             amodal = amodal | visible
         self._tick("paste", start)
         cameras = shape_out.cameras

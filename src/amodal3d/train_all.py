@@ -1,5 +1,6 @@
-"""``amodal3d train all``: stage 1 (detector), then 2-4 (shape prior), then 5 (refinement, with and
-without the prior for the ablation), each resumable; the result is a pipeline folder."""
+"""``amodal3d train all``: stage 1 (detector), then 2-4 (shape prior, optionally fine-tuned with a
+second config), then 5 (refinement, with and without the prior for the ablation), each resumable;
+the result is a pipeline folder."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def _install(weights: Path, folder: Path, stem: str) -> None:
 
 
 def train_all(data: str, out: str, detector_config: str, shape_config: str, refine_config: str,
-              device: str = "auto", progress: bool = True) -> Path:
+              device: str = "auto", progress: bool = True, shape_finetune_config: str | None = None) -> Path:
     """Run (or resume) every stage into ``OUT/<stage>``; returns ``OUT/pipeline``. A finished stage is
     skipped on a rerun (its run folder says it finished)."""
     from amodal3d.models import detector as det
@@ -32,6 +33,10 @@ def train_all(data: str, out: str, detector_config: str, shape_config: str, refi
     _install(detector_weights, pipeline, FILES["detector"])
     shape_weights = shape_train.train_shape(data, out_path / "shape", shape_train.load_experiment(shape_config, {}),
                                             device=device, progress=progress)
+    if shape_finetune_config is not None:
+        shape_weights = shape_train.train_shape(data, out_path / "shape_finetune",
+                                                shape_train.load_experiment(shape_finetune_config, {}),
+                                                device=device, progress=progress, init=shape_weights)
     _install(shape_weights, pipeline, FILES["shape"])
     for stem, no_prior in ((FILES["refine"], False), (FILES["refine-no-prior"], True)):
         experiment = refine_train.load_experiment(refine_config, {"no_prior": no_prior})

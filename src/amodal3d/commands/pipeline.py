@@ -18,6 +18,9 @@ def register(sub, train_sub) -> None:
     p.add_argument("--out", required=True, help="output folder: results.json (COCO, RLE) and overlays")
     p.add_argument("--weights", default="cpu-small", help="built-in model name or pipeline folder")
     p.add_argument("--mode", default="a3d", choices=["a3d", "a3d-no-prior", "a3d-no-refine", "prior-only"])
+    p.add_argument("--no-occluder-constraint", action="store_true",
+                   help="let hidden parts extend anywhere, not only under other detected instances (for images "
+                        "whose occluders are not all detected)")
     p.add_argument("--visible", default=None,
                    help="COCO JSON of visible masks (e.g. from another segmenter): run steps 2-5 only")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -47,6 +50,8 @@ def register(sub, train_sub) -> None:
     p.add_argument("--out", required=True, help="run folder; OUT/pipeline is a folder --weights accepts")
     p.add_argument("--detector-config", default="configs/detector_cpu_small.yaml")
     p.add_argument("--shape-config", default="configs/shape_cpu.yaml")
+    p.add_argument("--shape-finetune-config", default="configs/shape_cpu_sharpen.yaml",
+                   help="second shape stage started from the first's weights ('none': skip)")
     p.add_argument("--refine-config", default="configs/refine_cpu.yaml")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
@@ -80,7 +85,8 @@ def cmd_predict(args) -> int:
     from amodal3d.predict import predict_files
 
     summary = predict_files(expand_images(args.images), Path(args.out), args.weights, args.mode, args.device,
-                            args.score_threshold, args.visible, args.meshes, overlays=not args.no_overlays)
+                            args.score_threshold, args.visible, args.meshes, overlays=not args.no_overlays,
+                            occluder_constraint=not args.no_occluder_constraint)
     print(f"{args.out}: {summary['images']} image(s), {summary['instances']} instance(s), "
           f"{len(summary['failed'])} failed")
     for _, reason in summary["failed"]:
@@ -101,6 +107,7 @@ def cmd_train_refine(args) -> int:
 def cmd_train_all(args) -> int:
     from amodal3d.train_all import train_all
 
+    finetune = None if args.shape_finetune_config.lower() == "none" else args.shape_finetune_config
     print(train_all(args.data, args.out, args.detector_config, args.shape_config, args.refine_config,
-                    args.device, progress=not args.quiet))
+                    args.device, progress=not args.quiet, shape_finetune_config=finetune))
     return 0

@@ -22,10 +22,10 @@ from amodal3d.evaluation.predictor import GivenVisible, Instances, Predictor
 
 PROTOCOLS = ("end-to-end", "given-visible")
 # Every method name the harness knows, in table order; AVAILABLE ones can be built now.
-METHODS = ("visible", "convex-hull", "maskrcnn-amodal", "orcnn", "a3d", "a3d-no-prior", "a3d-no-refine",
-           "prior-only")
+METHODS = ("visible", "convex-hull", "maskrcnn-amodal", "orcnn", "a3d", "a3d-no-prior", "a3d-unconstrained",
+           "a3d-no-refine", "prior-only")
 _DETECTOR_METHODS = ("maskrcnn-amodal", "orcnn")
-_PIPELINE_METHODS = ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")
+_PIPELINE_METHODS = ("a3d", "a3d-no-prior", "a3d-unconstrained", "a3d-no-refine", "prior-only")
 # Detections kept for evaluation (every method that detects uses the same): low, as AP needs the
 # whole ranking; mIoU matches each ground truth to its best detection, so extra ones cost nothing there.
 EVAL_SCORE_THRESHOLD = 0.2
@@ -81,8 +81,10 @@ def build_predictor(name: str, weights: str | Path | None = None, device: str = 
     if name in _PIPELINE_METHODS:
         from amodal3d.pipeline import AmodalSegmenter
 
-        return AmodalSegmenter.from_pretrained(weights or "cpu-small", mode=name, device=device,
-                                               score_threshold=EVAL_SCORE_THRESHOLD)
+        unconstrained = name == "a3d-unconstrained"
+        return AmodalSegmenter.from_pretrained(weights or "cpu-small", mode="a3d" if unconstrained else name,
+                                               device=device, score_threshold=EVAL_SCORE_THRESHOLD,
+                                               occluder_constraint=not unconstrained)
     weights = weights if weights is not None else shipped_weights(name)
     if name in ("visible", "convex-hull"):
         detector = _load_detector(name, weights, device) if weights is not None else None

@@ -39,6 +39,15 @@ def refine_inputs(roi: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
     return torch.cat([roi[:, :4], prior[:, None], roi[:, 4:6]], dim=1)
 
 
+def hidden_under_occluders(amodal: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool amodal and visible masks of one image -> the visible mask plus the part of
+    ``amodal`` under the other instances' visible masks. A hidden part must lie behind something:
+    where no other instance is seen, the image shows what is there (exact when every occluder is an
+    instance, as in generated scenes; pixels cut by the image border are outside these masks anyway)."""
+    others = (visible.sum(0, keepdim=True) - visible.to(torch.int32)) > 0
+    return visible | (amodal & others)
+
+
 def prior_edge_band(prior: torch.Tensor, band: int) -> torch.Tensor:
     """(B, S, S) {0, 1}: pixels within ``band`` of the prior's (> 0.5) boundary."""
     mask = (prior > 0.5).float()[:, None]

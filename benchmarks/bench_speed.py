@@ -1,0 +1,73 @@
+"""A3D end-to-end speed as a user runs it: the shipped pipeline at its default score threshold (0.3),
+one image at a time, per-stage milliseconds; the evaluation threshold (0.2, more detections, each
+costing steps 2-5) side by side in the same run.
+
+    python benchmarks/bench_speed.py --data DATA [--limit 200] [--threads 2,1]
+    -> benchmarks/results/speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from amodal3d.data.dataset import load_annotation_file, read_image, resolve_image_path, split_paths
+from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD
+from amodal3d.io import atomic_write_json
+from amodal3d.pipeline import AmodalSegmenter
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STEPS_2_5 = ("rois", "shape", "refine", "paste")
+
+
+def measure(images: list, threshold: float, warmup: int = 5) -> dict:
+    segmenter = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=threshold)
+    for image in images[:warmup]:
+        segmenter.predict(image)
+    segmenter.timings.clear()
+    detections = 0
+    start = time.perf_counter()
+    for image in images:
+        detections += len(segmenter.predict(image).labels)
+    seconds = time.perf_counter() - start
+    stage_ms = segmenter.stage_ms()
+    total = sum(stage_ms.values())
+    return {"score_threshold": threshold, "images": len(images), "images_per_s": round(len(images) / seconds, 2),
+            "detections_per_image": round(detections / len(images), 2), "stage_ms": stage_ms,
+            "steps_2_5_share": round(sum(stage_ms.get(k, 0.0) for k in STEPS_2_5) / max(total, 1e-9), 3)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--threads", default="2,1", help="torch CPU threads to run with, one run each")
+    args = parser.parse_args()
+    annotation_file, image_dir = split_paths(args.data, args.split)
+    infos = load_annotation_file(annotation_file)["images"][: args.limit]
+    images = [read_image(resolve_image_path(image_dir, info["file_name"], annotation_file)) for info in infos]
+    runs = []
+    for threads in map(int, args.threads.split(",")):
+        torch.set_num_threads(threads)
+        runs += [{"threads": threads, **measure(images, threshold)} for threshold in (0.3, EVAL_SCORE_THRESHOLD)]
+    for run in runs:
+        print(f"{run['threads']} thread(s), threshold {run['score_threshold']}: {run['images_per_s']} img/s, "
+              f"{run['detections_per_image']} "
+              f"detections/img, steps 2-5 {100 * run['steps_2_5_share']:.0f} %, {run['stage_ms']}")
+    atomic_write_json(RESULTS / "speed.json", {
+        "benchmark": "a3d end-to-end speed", "command": "python benchmarks/bench_speed.py --data D",
+        "arguments": vars(args), "runs": runs,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                    "loadavg": os.getloadavg()}},
+        indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
