@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from amodal3d.data.dataset import resolve_image_path
 from amodal3d.errors import DataError
 from amodal3d.masks import decode_rle, encode_rle, mask_to_bbox, polygons_to_mask
 
@@ -180,11 +181,8 @@ def _check_coco(source: Path, data: dict) -> None:
     for ann in data["annotations"]:
         if ann["category_id"] not in known:
             raise DataError(f"{source}: annotation {ann['id']} has unknown category id {ann['category_id']}")
-    for image in data["images"]:
-        name = str(image["file_name"])
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise DataError(f"{source}: image {image['id']} file_name {name!r} points outside the image folder: "
-                            "refused")
+    for image in data["images"]:  # relative to any folder: absolute paths and ".." are refused
+        resolve_image_path(source.parent, str(image["file_name"]), source)
 
 
 def detect_format(source: Path) -> str:

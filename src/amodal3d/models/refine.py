@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from amodal3d.models.roi import other_instances
+
 REFINE_CHANNELS = 7  # RGB, visible, prior, occluder, inside
 
 
@@ -44,8 +46,7 @@ def hidden_under_occluders(amodal: torch.Tensor, visible: torch.Tensor) -> torch
     ``amodal`` under the other instances' visible masks. A hidden part must lie behind something:
     where no other instance is seen, the image shows what is there (exact when every occluder is an
     instance, as in generated scenes; pixels cut by the image border are outside these masks anyway)."""
-    others = (visible.sum(0, keepdim=True) - visible.to(torch.int32)) > 0
-    return visible | (amodal & others)
+    return visible | (amodal & other_instances(visible))
 
 
 def prior_edge_band(prior: torch.Tensor, band: int) -> torch.Tensor:

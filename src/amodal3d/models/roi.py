@@ -70,6 +70,11 @@ def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
     return torch.where(masks.flatten(1).any(1)[:, None], boxes, torch.zeros_like(boxes))
 
 
+def other_instances(visible: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool visible masks -> (N, H, W) bool: where another instance of the image is seen."""
+    return (visible.sum(0, keepdim=True, dtype=torch.int32) - visible.to(torch.int32)) > 0
+
+
 def roi_inputs(image: torch.Tensor, visible: torch.Tensor, size: int = 64, enlarge: float = 2.0
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """ROI inputs of every instance of one image for the shape stage.
@@ -83,7 +88,7 @@ def roi_inputs(image: torch.Tensor, visible: torch.Tensor, size: int = 64, enlar
         return image.new_zeros((0, 6, size, size)), image.new_zeros((0, 4))
     rois = square_rois(mask_boxes(visible), enlarge)
     own = visible.float()[:, None]
-    others = ((visible.sum(0, keepdim=True) - visible.float()) > 0).float()[:, None]
+    others = other_instances(visible).float()[:, None]
     index = torch.arange(n, device=image.device)
     rgb = crop(image[None], rois, torch.zeros_like(index), size)
     masks = (crop(torch.cat([own, others], 1), rois, index, size) > 0.5).float()
