@@ -1,6 +1,7 @@
 """A3D end-to-end speed as a user runs it: the shipped pipeline at its default score threshold (0.3),
-one image at a time, per-stage milliseconds; the evaluation threshold (0.2, more detections, each
-costing steps 2-5) side by side in the same run.
+one image at a time, per-stage milliseconds; side by side in the same run: the evaluation threshold
+(0.2, more detections, each costing steps 2-5) and the accurate setting that fits each prior's camera
+by render-and-compare (``--fit-steps 10``, the harness's ``a3d-fit``).
 
     python benchmarks/bench_speed.py --data DATA [--limit 200] [--threads 2,1]
     -> benchmarks/results/speed.json
@@ -17,16 +18,16 @@ from pathlib import Path
 import torch
 
 from amodal3d.data.dataset import load_annotation_file, read_image, resolve_image_path, split_paths
-from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD
+from amodal3d.evaluation.harness import ACCURATE_FIT_STEPS, EVAL_SCORE_THRESHOLD
 from amodal3d.io import atomic_write_json
 from amodal3d.pipeline import AmodalSegmenter
 
 RESULTS = Path(__file__).resolve().parent / "results"
-STEPS_2_5 = ("rois", "shape", "refine", "paste")
+STEPS_2_5 = ("rois", "shape", "fit", "refine", "paste")
 
 
-def measure(images: list, threshold: float, warmup: int = 5) -> dict:
-    segmenter = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=threshold)
+def measure(images: list, threshold: float, fit_steps: int | None = None, warmup: int = 5) -> dict:
+    segmenter = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=threshold, fit_steps=fit_steps)
     for image in images[:warmup]:
         segmenter.predict(image)
     segmenter.timings.clear()
@@ -37,7 +38,8 @@ def measure(images: list, threshold: float, warmup: int = 5) -> dict:
     seconds = time.perf_counter() - start
     stage_ms = segmenter.stage_ms()
     total = sum(stage_ms.values())
-    return {"score_threshold": threshold, "images": len(images), "images_per_s": round(len(images) / seconds, 2),
+    return {"score_threshold": threshold, "fit_steps": segmenter.fit_steps, "images": len(images),
+            "images_per_s": round(len(images) / seconds, 2),
             "detections_per_image": round(detections / len(images), 2), "stage_ms": stage_ms,
             "steps_2_5_share": round(sum(stage_ms.get(k, 0.0) for k in STEPS_2_5) / max(total, 1e-9), 3)}
 
@@ -55,9 +57,11 @@ def main() -> int:
     runs = []
     for threads in map(int, args.threads.split(",")):
         torch.set_num_threads(threads)
-        runs += [{"threads": threads, **measure(images, threshold)} for threshold in (0.3, EVAL_SCORE_THRESHOLD)]
+        runs += [{"threads": threads, **measure(images, threshold, fit_steps)}
+                 for threshold, fit_steps in ((0.3, None), (0.3, ACCURATE_FIT_STEPS), (EVAL_SCORE_THRESHOLD, None))]
     for run in runs:
-        print(f"{run['threads']} thread(s), threshold {run['score_threshold']}: {run['images_per_s']} img/s, "
+        print(f"{run['threads']} thread(s), threshold {run['score_threshold']}, fit steps {run['fit_steps']}: "
+              f"{run['images_per_s']} img/s, "
               f"{run['detections_per_image']} "
               f"detections/img, steps 2-5 {100 * run['steps_2_5_share']:.0f} %, {run['stage_ms']}")
     atomic_write_json(RESULTS / "speed.json", {

@@ -27,6 +27,7 @@ from amodal3d.models.refine import (
     refine_inputs,
     region_loss,
 )
+from amodal3d.models.refine_train import PriorRois
 from amodal3d.models.shape import ShapeConfig, ShapePrior
 from amodal3d.pipeline import AmodalSegmenter
 
@@ -111,6 +112,30 @@ def test_hidden_parts_only_under_other_instances(pipeline_dir):
     assert (free.name, bound.name) == ("a3d-unconstrained", "a3d")
 
 
+def test_prior_fit_steps_follow_the_refinement_config(pipeline_dir, tmp_path):
+    """The A3D refinement net records the render-and-compare steps its priors were fitted with; the
+    pipeline uses as many in every mode that uses the prior (none for a3d-no-prior), unless overridden."""
+    folder = tmp_path / "fitted"
+    shutil.copytree(pipeline_dir, folder)
+    fitted = RefineConfig(width=8, prior_fit_steps=3)
+    save_weights(folder / "refine", RefineNet(fitted).state_dict(), "refine", to_dict(fitted))
+    steps = {mode: AmodalSegmenter.from_pretrained(folder, mode=mode).fit_steps
+             for mode in ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")}
+    assert steps == {"a3d": 3, "a3d-no-prior": 0, "a3d-no-refine": 3, "prior-only": 3}
+    assert AmodalSegmenter.from_pretrained(pipeline_dir).fit_steps == 0
+    image, given = _given()
+    fit = AmodalSegmenter.from_pretrained(folder, mode="a3d")
+    plain = AmodalSegmenter.from_pretrained(folder, mode="a3d", fit_steps=0)
+    moved, kept = fit.predict(image, given).extras["viewpoints"], plain.predict(image, given).extras["viewpoints"]
+    assert "fit" in fit.stage_ms() and "fit" not in plain.stage_ms()
+    with pytest.raises(ValueError, match="fit_steps"):
+        AmodalSegmenter.from_pretrained(folder, fit_steps=-1)
+    with pytest.raises(SystemExit) as exit_info:  # argparse: usage error, exit 2
+        main(["predict", str(tmp_path), "--out", str(tmp_path / "out"), "--fit-steps", "-1"])
+    assert exit_info.value.code == 2
+    assert moved != kept and [v["distance"] for v in moved] == [v["distance"] for v in kept]
+
+
 def test_segmenter_errors(pipeline_dir, tmp_path):
     segmenter = AmodalSegmenter.from_pretrained(pipeline_dir, mode="a3d-no-refine")
     with pytest.raises(WeightsError, match="no detector weights"):
@@ -177,6 +202,12 @@ def test_shape_and_refine_training_resume(tiny_dataset, tmp_path):
     assert main(["train", "refine", "--data", str(tiny_dataset), "--shape-weights", str(run / "model.safetensors"),
                  "--out", str(refine), "--max-iters", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]) == 0
     assert (refine / "model.safetensors").is_file() and (refine / "model.json").is_file()
+    # Priors fitted by render-and-compare are cached apart from the plain ones (and reloaded as written).
+    plain = PriorRois(tiny_dataset, "train", run / "model.safetensors", progress=False)
+    fitted = PriorRois(tiny_dataset, "train", run / "model.safetensors", fit_steps=2, progress=False)
+    assert plain.priors.shape == fitted.priors.shape and not np.array_equal(plain.priors, fitted.priors)
+    again = PriorRois(tiny_dataset, "train", run / "model.safetensors", fit_steps=2, progress=False)
+    assert np.array_equal(again.priors, fitted.priors)
     # Fine-tuning starts from the given weights (lr ~0: they stay); another architecture is refused.
     sharp = tmp_path / "sharp.yaml"
     sharp.write_text("model: {roi_size: 32, width: 8, feature_dim: 32, hypotheses: 2, sigma: 0.1}\n"

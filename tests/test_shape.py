@@ -9,8 +9,16 @@ import torch
 from amodal3d.data.meshes import open_mesh_source
 from amodal3d.data.scene import SceneConfig, render_scene
 from amodal3d.masks import decode_rle, mask_iou
-from amodal3d.models.shape import ShapeConfig, ShapePrior, adjacent_faces, image_priors, laplacian_loss, silhouette_loss
-from amodal3d.models.viewpoint import angular_error
+from amodal3d.models.shape import (
+    ShapeConfig,
+    ShapePrior,
+    adjacent_faces,
+    fit_to_visible,
+    image_priors,
+    laplacian_loss,
+    silhouette_loss,
+)
+from amodal3d.models.viewpoint import Cameras, angular_error
 from amodal3d.render import icosphere, project_full, project_viewpoint, render_hard_silhouette
 
 SMALL = ShapeConfig(roi_size=32, width=8, feature_dim=32, hypotheses=2)
@@ -86,6 +94,35 @@ def test_fitting_one_silhouette_raises_iou():
     output, _ = model(inputs)
     iou = mask_iou(output.prior[0].detach().numpy() > 0.5, inputs["roi"][0, 3].numpy() > 0.5)
     assert first > 0.3 and iou > 0.85
+
+
+def test_fit_to_visible_recovers_the_camera_and_the_hidden_half():
+    """A wrong camera is pulled onto the visible half of an elongated mesh; the hidden half, which the
+    loss never sees, follows: the fit's silhouette matches the whole (amodal) one."""
+    model = ShapePrior(SMALL)
+    verts = model.decoder.templates[0].detach()[None] * torch.tensor([2.2, 0.8, 0.8])  # a cigar
+    one = torch.ones(1)
+    true = Cameras(30.0 * one, 20.0 * one, 3.0 * one, torch.tensor([[2.0, -1.0]]), one)
+    amodal = model.render(verts, true, soft=False)
+    roi = torch.zeros(1, 6, 32, 32)
+    roi[0, 5] = 1.0
+    roi[0, 4, :, 16:] = 1.0                      # an occluder hides the right half ...
+    roi[0, 3] = amodal[0] * (1 - roi[0, 4])      # ... so only the left half is visible
+    start = Cameras(5.0 * one, 35.0 * one, 3.0 * one, torch.tensor([[-2.0, 1.0]]), 0.85 * one)
+    known = (1 - roi[:, 4] * (1 - roi[:, 3])) * roi[:, 5]
+    before = silhouette_loss(model.render(verts, start), roi[:, 3], known).item()
+    fitted, prior = fit_to_visible(model, verts, start, roi, steps=60)
+    after = silhouette_loss(prior, roi[:, 3], known).item()
+    assert after < 0.5 * before
+    hidden = (amodal[0] > 0.5) & (roi[0, 3] < 0.5)
+    assert hidden.sum() > 20
+    assert mask_iou(prior[0].numpy() > 0.5, amodal[0].numpy() > 0.5) > 0.7
+    assert mask_iou(prior[0].numpy() > 0.5, amodal[0].numpy() > 0.5) > mask_iou(
+        model.render(verts, start)[0].detach().numpy() > 0.5, amodal[0].numpy() > 0.5) + 0.1
+    assert -180.0 < fitted.azimuth.item() <= 180.0 and fitted.distance.item() == 3.0
+    assert all(p.grad is None for p in model.parameters())  # the model itself is not touched
+    zero, same = fit_to_visible(model, verts, start, roi, steps=0)
+    assert torch.equal(zero.offset, start.offset) and torch.allclose(same, model.render(verts, start))
 
 
 def test_image_priors_paste_into_image_space():

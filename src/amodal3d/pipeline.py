@@ -4,8 +4,9 @@
     instances = segmenter.predict(image)                           # uint8 (H, W, 3) RGB
 
 Steps: (1) visible instance segmentation (:mod:`amodal3d.models.detector`, or masks the user brings:
-``given``), (2-4) shape + viewpoint + rendered prior (:mod:`amodal3d.models.shape`), (5) region-specific
-refinement (:mod:`amodal3d.models.refine`). ``mode`` selects the method or one of its ablations:
+``given``), (2-4) shape + viewpoint + rendered prior (:mod:`amodal3d.models.shape`), its camera then
+fitted to the visible mask by render-and-compare (``fit_steps``), (5) region-specific refinement
+(:mod:`amodal3d.models.refine`). ``mode`` selects the method or one of its ablations:
 ``a3d`` (all steps), ``a3d-no-prior`` (refinement trained without the prior), ``a3d-no-refine``
 (prior ∪ visible), ``prior-only`` (the rendered prior alone).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from amodal3d.errors import DataError, WeightsError
 from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.models.refine import RefineNet, hidden_under_occluders, refine_inputs
 from amodal3d.models.roi import mask_boxes, paste, roi_inputs
-from amodal3d.models.shape import ShapePrior
+from amodal3d.models.shape import ShapePrior, fit_to_visible
 
 MODES = ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")
 REFINE_MODES = ("a3d", "a3d-no-prior")  # step 5 runs
@@ -43,17 +45,22 @@ def resolve_pipeline_dir(path_or_name: str | Path) -> Path:
 class AmodalSegmenter:
     """Steps 1-5 as one predictor (implements :class:`amodal3d.evaluation.predictor.Predictor`).
 
-    ``timings`` accumulates milliseconds per stage over calls (``detector``, ``rois``, ``shape``,
+    ``timings`` accumulates milliseconds per stage over calls (``detector``, ``rois``, ``shape``, ``fit``,
     ``refine``, ``paste``) with ``calls``; :meth:`stage_ms` averages them.
+
+    ``fit_steps``: render-and-compare steps fitting each prior's camera to its visible mask
+    (:func:`~amodal3d.models.shape.fit_to_visible`) in the modes that use the prior; 0 skips the fit.
 
     ``occluder_constraint`` (step 5 modes): hidden parts only under the other instances' visible masks
     (:func:`~amodal3d.models.refine.hidden_under_occluders`); turn it off for images whose occluders
     are not all detected (e.g. unannotated stuff in front of objects)."""
 
     def __init__(self, detector, shape: ShapePrior, refine: RefineNet | None = None, mode: str = "a3d",
-                 device: str | torch.device = "cpu", occluder_constraint: bool = True):
+                 device: str | torch.device = "cpu", occluder_constraint: bool = True, fit_steps: int = 0):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+        if fit_steps < 0:
+            raise ValueError(f"fit_steps must be >= 0, got {fit_steps}")
         if mode in REFINE_MODES and refine is None:
             raise WeightsError(f"mode {mode} needs refinement weights")
         self.device = torch.device(device)
@@ -62,15 +69,17 @@ class AmodalSegmenter:
         self.refine = refine.to(self.device).eval() if refine is not None else None
         self.mode = mode
         self.occluder_constraint = occluder_constraint
+        self.fit_steps = fit_steps if mode != "a3d-no-prior" else 0
         self.name = mode if occluder_constraint or mode not in REFINE_MODES else f"{mode}-unconstrained"
         self.timings: dict[str, float] = defaultdict(float)
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path = "cpu-small", mode: str = "a3d",
                         device: str | torch.device = "cpu", score_threshold: float = 0.3,
-                        occluder_constraint: bool = True) -> AmodalSegmenter:
+                        occluder_constraint: bool = True, fit_steps: int | None = None) -> AmodalSegmenter:
         """Load the pipeline from a built-in name or a folder (``detector.safetensors`` + ``.json``,
-        ``shape.*``, ``refine.*``, ``refine_no_prior.*``); never unpickles."""
+        ``shape.*``, ``refine.*``, ``refine_no_prior.*``); never unpickles. ``fit_steps`` defaults to
+        the steps the A3D refinement net was trained with (its config's ``prior_fit_steps``)."""
         from amodal3d.engine.distributed import resolve_device
         from amodal3d.models.detector import DetectorPredictor, load_detector
         from amodal3d.models.refine_train import load_refine
@@ -88,7 +97,10 @@ class AmodalSegmenter:
         if mode in REFINE_MODES:
             stem = FILES["refine"] if mode == "a3d" else FILES["refine-no-prior"]
             refine = load_refine(folder / f"{stem}.safetensors", device)
-        return cls(detector, shape, refine, mode, device, occluder_constraint)
+        if fit_steps is None:
+            a3d_refine = folder / f"{FILES['refine']}.safetensors"
+            fit_steps = load_refine(a3d_refine).config.prior_fit_steps if a3d_refine.is_file() else 0
+        return cls(detector, shape, refine, mode, device, occluder_constraint, fit_steps)
 
     def stage_ms(self) -> dict[str, float]:
         calls = max(self.timings.get("calls", 0), 1)
@@ -135,6 +147,10 @@ class AmodalSegmenter:
         start = self._tick("rois", start)
         shape_out, _ = self.shape({"roi": roi, "labels": labels})
         start = self._tick("shape", start)
+        if self.fit_steps:
+            cameras, prior = fit_to_visible(self.shape, shape_out.verts, shape_out.cameras, roi, self.fit_steps)
+            shape_out = replace(shape_out, cameras=cameras, prior=prior)
+            start = self._tick("fit", start)
         if self.mode in REFINE_MODES:
             refined, _ = self.refine({"x": refine_inputs(roi, shape_out.prior)})
             roi_amodal = refined.amodal

@@ -21,6 +21,9 @@ def register(sub, train_sub) -> None:
     p.add_argument("--no-occluder-constraint", action="store_true",
                    help="let hidden parts extend anywhere, not only under other detected instances (for images "
                         "whose occluders are not all detected)")
+    p.add_argument("--fit-steps", type=_steps, default=None,
+                   help="render-and-compare steps fitting each prior's camera to its visible mask (default: the "
+                        "steps the refinement was trained with; 0 is faster)")
     p.add_argument("--visible", default=None,
                    help="COCO JSON of visible masks (e.g. from another segmenter): run steps 2-5 only")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -58,6 +61,16 @@ def register(sub, train_sub) -> None:
     p.set_defaults(handler=cmd_train_all)
 
 
+def _steps(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def expand_images(items: list[str]) -> list[Path]:
     """Files, folders (their images, sorted) and glob patterns -> image paths. An argument that names
     nothing is an error; a folder without images too."""
@@ -86,7 +99,7 @@ def cmd_predict(args) -> int:
 
     summary = predict_files(expand_images(args.images), Path(args.out), args.weights, args.mode, args.device,
                             args.score_threshold, args.visible, args.meshes, overlays=not args.no_overlays,
-                            occluder_constraint=not args.no_occluder_constraint)
+                            occluder_constraint=not args.no_occluder_constraint, fit_steps=args.fit_steps)
     print(f"{args.out}: {summary['images']} image(s), {summary['instances']} instance(s), "
           f"{len(summary['failed'])} failed")
     for _, reason in summary["failed"]:

@@ -22,13 +22,15 @@ from amodal3d.evaluation.predictor import GivenVisible, Instances, Predictor
 
 PROTOCOLS = ("end-to-end", "given-visible")
 # Every method name the harness knows, in table order; AVAILABLE ones can be built now.
-METHODS = ("visible", "convex-hull", "maskrcnn-amodal", "orcnn", "a3d", "a3d-no-prior", "a3d-unconstrained",
-           "a3d-no-refine", "prior-only")
+METHODS = ("visible", "convex-hull", "maskrcnn-amodal", "orcnn", "a3d", "a3d-fit", "a3d-no-prior",
+           "a3d-unconstrained", "a3d-no-refine", "prior-only")
 _DETECTOR_METHODS = ("maskrcnn-amodal", "orcnn")
-_PIPELINE_METHODS = ("a3d", "a3d-no-prior", "a3d-unconstrained", "a3d-no-refine", "prior-only")
+_PIPELINE_METHODS = ("a3d", "a3d-fit", "a3d-no-prior", "a3d-unconstrained", "a3d-no-refine", "prior-only")
 # Detections kept for evaluation (every method that detects uses the same): low, as AP needs the
 # whole ranking; mIoU matches each ground truth to its best detection, so extra ones cost nothing there.
 EVAL_SCORE_THRESHOLD = 0.2
+# Render-and-compare steps of the accurate setting ``a3d-fit`` (``predict --fit-steps 10``).
+ACCURATE_FIT_STEPS = 10
 # Shipped weights (inside the package) used when --weights is not given. The
 # shipped step-1 detector is the ORCNN model (visible + amodal heads): A3D uses its visible head.
 _SHIPPED_STEM = {"visible": "detector", "convex-hull": "detector", "maskrcnn-amodal": "maskrcnn_amodal",
@@ -82,9 +84,13 @@ def build_predictor(name: str, weights: str | Path | None = None, device: str = 
         from amodal3d.pipeline import AmodalSegmenter
 
         unconstrained = name == "a3d-unconstrained"
-        return AmodalSegmenter.from_pretrained(weights or "cpu-small", mode="a3d" if unconstrained else name,
-                                               device=device, score_threshold=EVAL_SCORE_THRESHOLD,
-                                               occluder_constraint=not unconstrained)
+        mode = "a3d" if name in ("a3d-unconstrained", "a3d-fit") else name
+        segmenter = AmodalSegmenter.from_pretrained(weights or "cpu-small", mode=mode, device=device,
+                                                    score_threshold=EVAL_SCORE_THRESHOLD,
+                                                    occluder_constraint=not unconstrained,
+                                                    fit_steps=ACCURATE_FIT_STEPS if name == "a3d-fit" else None)
+        segmenter.name = name
+        return segmenter
     weights = weights if weights is not None else shipped_weights(name)
     if name in ("visible", "convex-hull"):
         detector = _load_detector(name, weights, device) if weights is not None else None

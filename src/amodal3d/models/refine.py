@@ -28,6 +28,8 @@ class RefineConfig:
     occluded_weight: float = 4.0     # extra loss weight on occluder pixels (where the hidden part lies)
     edge_weight: float = 2.0         # extra loss weight on a band around the prior's edge
     edge_band: int = 3               # half width of that band in ROI pixels
+    prior_fit_steps: int = 0         # render-and-compare steps fitting the prior's camera to the visible
+                                     # mask (shape.fit_to_visible), in training and at inference
 
 
 @dataclass(frozen=True)

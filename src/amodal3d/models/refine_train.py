@@ -20,7 +20,7 @@ from amodal3d.engine.trainer import TrainConfig, Trainer
 from amodal3d.engine.weights import config_digest, load_state_strict, load_weights, save_weights
 from amodal3d.io import atomic_write_bytes
 from amodal3d.models.refine import RefineConfig, RefineNet, refine_inputs
-from amodal3d.models.shape import ShapePrior
+from amodal3d.models.shape import ShapePrior, fit_to_visible
 from amodal3d.models.shape_train import collate_rois, load_shape_prior
 
 WEIGHTS_KIND = "refine"
@@ -35,13 +35,18 @@ class RefineExperiment:
 
 
 @torch.no_grad()
-def render_priors(shape: ShapePrior, rois: InstanceRois, batch_size: int = 64, progress: bool = True) -> np.ndarray:
-    """Soft priors (N, S, S) uint8 (x 255) of every cached ROI, rendered by ``shape``."""
+def render_priors(shape: ShapePrior, rois: InstanceRois, fit_steps: int = 0, batch_size: int = 64,
+                  progress: bool = True) -> np.ndarray:
+    """Soft priors (N, S, S) uint8 (x 255) of every cached ROI, rendered by ``shape`` (its camera
+    fitted to the visible mask with ``fit_steps`` steps of :func:`~amodal3d.models.shape.fit_to_visible`)."""
     out = []
     for start in tqdm(range(0, len(rois), batch_size), desc="priors", unit="batch", disable=not progress):
         inputs, _ = collate_rois([rois[i] for i in range(start, min(start + batch_size, len(rois)))])
         output, _ = shape(inputs)
-        out.append((output.prior * 255).round().to(torch.uint8).numpy())
+        prior = output.prior
+        if fit_steps:
+            _, prior = fit_to_visible(shape, output.verts, output.cameras, inputs["roi"], fit_steps)
+        out.append((prior * 255).round().to(torch.uint8).numpy())
     return np.concatenate(out) if out else np.zeros((0, shape.config.roi_size, shape.config.roi_size), np.uint8)
 
 
@@ -49,18 +54,18 @@ class PriorRois(torch.utils.data.Dataset):
     """Cached ROIs plus the shape model's priors (cached per shape-weights digest).
     ``dataset[i] -> ({"x": (7, S, S)}, {"amodal": (S, S)})``."""
 
-    def __init__(self, data: str | Path, split: str, shape_weights: str | Path, progress: bool = True,
-                 limit_images: int | None = None):
+    def __init__(self, data: str | Path, split: str, shape_weights: str | Path, fit_steps: int = 0,
+                 progress: bool = True, limit_images: int | None = None):
         shape = load_shape_prior(shape_weights)
         self.rois = InstanceRois(data, split, shape.config.roi_size, shape.config.roi_enlarge, progress,
                                  limit_images)
         digest = config_digest({"weights": Path(shape_weights).resolve().as_posix(),
-                                "mtime": Path(shape_weights).stat().st_mtime_ns})[:12]
+                                "mtime": Path(shape_weights).stat().st_mtime_ns, "fit_steps": fit_steps})[:12]
         path = self.rois.path.with_name(self.rois.path.stem + f"_priors_{digest}.npy")
         if path.is_file():
             self.priors = np.load(path)
         else:
-            self.priors = render_priors(shape, self.rois, progress=progress)
+            self.priors = render_priors(shape, self.rois, fit_steps, progress=progress)
             buffer = io.BytesIO()
             np.save(buffer, self.priors)
             atomic_write_bytes(path, buffer.getvalue())
@@ -86,7 +91,8 @@ def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, e
     ``OUT/model.safetensors`` + ``model.json``. Returns the weights path."""
     info = init_distributed(device)
     try:
-        dataset = PriorRois(data, split, shape_weights, progress and info.is_main, limit_images)
+        dataset = PriorRois(data, split, shape_weights, experiment.model.prior_fit_steps, progress and info.is_main,
+                            limit_images)
         seed_everything(experiment.train.seed)
         model = RefineNet(experiment.model)
         run_config = {"model": to_dict(experiment.model), "train": to_dict(experiment.train), "data": str(data),
@@ -108,7 +114,8 @@ def load_experiment(path: str | None, overrides: dict) -> RefineExperiment:
     train = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__}
     experiment = load_config_experiment(RefineExperiment, path, train)
     if overrides.get("no_prior"):
-        experiment = dataclasses.replace(experiment, model=dataclasses.replace(experiment.model, use_prior=False))
+        experiment = dataclasses.replace(experiment, model=dataclasses.replace(experiment.model, use_prior=False,
+                                                                            prior_fit_steps=0))
     return experiment
 
 

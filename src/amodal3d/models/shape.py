@@ -9,11 +9,13 @@ the chosen camera, rendered into the ROI: the 2D amodal prior.
 Training needs no 3D, viewpoint or amodal label: the silhouette must cover the visible mask, stay
 empty where the ROI shows background, and is free where an occluder hides the object or the ROI
 leaves the image (``silhouette_loss``); Laplacian, flatten and edge regularisers keep the mesh smooth.
+At inference the same loss, minimised over the chosen camera alone (``fit_to_visible``: a few Adam
+steps through the differentiable renderer), aligns the predicted shape with the instance's visible mask.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -230,13 +232,51 @@ class ShapePrior(nn.Module):
         return output, losses
 
 
+def fit_to_visible(model: ShapePrior, verts: torch.Tensor, cameras: Cameras, roi: torch.Tensor,
+                   steps: int, lr: float = 0.05) -> tuple[Cameras, torch.Tensor]:
+    """Test-time render-and-compare: refine each instance's camera (azimuth, elevation, ROI offset,
+    zoom; distance fixed) with ``steps`` Adam steps on the loss the model was trained with. The
+    silhouette must match the visible mask wherever the ROI is known (visible object or background) and
+    is free behind occluders, so the hidden part moves with the visible evidence.
+
+    ``verts`` (B, V, 3), ``cameras`` with (B,) fields, ``roi`` (B, 6, S, S) shape-stage input; ``lr``
+    is the log-zoom step (angles move ``60 lr`` degrees, offsets ``20 lr`` pixels per step).
+    Returns the fitted cameras and their soft prior (B, S, S), without gradients."""
+    visible, occluder, inside = roi[:, 3], roi[:, 4], roi[:, 5]
+    known = (1.0 - occluder * (1.0 - visible)) * inside
+    verts = verts.detach()
+    azimuth = cameras.azimuth.detach().clone().requires_grad_()
+    elevation = cameras.elevation.detach().clone().requires_grad_()
+    offset = cameras.offset.detach().clone().requires_grad_()
+    log_scale = cameras.scale.detach().log().requires_grad_()
+    optimiser = torch.optim.Adam([{"params": [azimuth, elevation], "lr": lr * 60.0},
+                                  {"params": [offset], "lr": lr * 20.0}, {"params": [log_scale], "lr": lr}])
+
+    def current() -> Cameras:
+        return Cameras(azimuth, elevation, cameras.distance.detach(), offset, log_scale.exp())
+
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = silhouette_loss(model.render(verts, current()), visible, known).sum()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():  # the viewpoint camera is undefined at the poles
+                elevation.clamp_(-85.0, 85.0)
+    with torch.no_grad():
+        fitted = Cameras(torch.remainder(azimuth + 180.0, 360.0) - 180.0, elevation.clone(),
+                         cameras.distance.detach(), offset.clone(), log_scale.exp())
+        return fitted, model.render(verts, fitted)
+
+
 @torch.no_grad()
-def image_priors(model: ShapePrior, image: torch.Tensor, visible: torch.Tensor, labels: torch.Tensor
-                 ) -> tuple[torch.Tensor, ShapeOutput | None]:
+def image_priors(model: ShapePrior, image: torch.Tensor, visible: torch.Tensor, labels: torch.Tensor,
+                 fit_steps: int = 0) -> tuple[torch.Tensor, ShapeOutput | None]:
     """The rendered 3D prior of every instance of one image, pasted back into image space.
 
-    ``image`` (3, H, W) float in [0, 1]; ``visible`` (N, H, W) bool; ``labels`` (N,) int64.
-    Returns prior probabilities (N, H, W) in [0, 1] and the model's :class:`ShapeOutput` (None if N = 0)."""
+    ``image`` (3, H, W) float in [0, 1]; ``visible`` (N, H, W) bool; ``labels`` (N,) int64; ``fit_steps``
+    of :func:`fit_to_visible`. Returns prior probabilities (N, H, W) in [0, 1] and the model's
+    :class:`ShapeOutput` (None if N = 0), with the fitted cameras and prior when ``fit_steps`` > 0."""
     from amodal3d.models.roi import paste, roi_inputs
 
     h, w = image.shape[1:]
@@ -244,4 +284,7 @@ def image_priors(model: ShapePrior, image: torch.Tensor, visible: torch.Tensor, 
         return image.new_zeros((0, h, w)), None
     roi, rois = roi_inputs(image, visible, model.config.roi_size, model.config.roi_enlarge)
     output, _ = model({"roi": roi, "labels": labels})
+    if fit_steps:
+        cameras, prior = fit_to_visible(model, output.verts, output.cameras, roi, fit_steps)
+        output = replace(output, cameras=cameras, prior=prior)
     return paste(output.prior, rois, h, w).clamp(0, 1), output
