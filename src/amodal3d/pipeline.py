@@ -4,7 +4,7 @@
     instances = segmenter.predict(image)                           # uint8 (H, W, 3) RGB
 
 Steps: (1) visible instance segmentation (:mod:`amodal3d.models.detector`, or masks the user brings:
-``given``), (2-4) shape + viewpoint + rendered prior (:mod:`amodal3d.models.shape`), its camera then
+``given``), (2-4) shape + viewpoint + rendered prior (:mod:`amodal3d.models.shape`), its camera optionally
 fitted to the visible mask by render-and-compare (``fit_steps``), (5) region-specific refinement
 (:mod:`amodal3d.models.refine`). ``mode`` selects the method or one of its ablations:
 ``a3d`` (all steps), ``a3d-no-prior`` (refinement trained without the prior), ``a3d-no-refine``
