@@ -93,8 +93,8 @@ def main() -> None:
                 "azimuth_true": float(target["viewpoint"][k, 0]),
             })
             if len(examples) < 6 and rows[-1]["occlude_rate"] >= 0.25:
-                examples.append((image, vis, amodal, priors[k].numpy(), mesh_of(output, k),
-                                 rows[-1]["azimuth_pred"], float(output.cameras.elevation[k])))
+                examples.append((image, vis, amodal, priors[k].numpy(), fitted_priors[k].numpy(),
+                                 mesh_of(output, k), rows[-1]["azimuth_pred"], float(output.cameras.elevation[k])))
     seconds = time.perf_counter() - start
 
     def summary(items: list[dict]) -> dict:
@@ -153,7 +153,8 @@ def main() -> None:
 
 
 def figure(examples: list, out: str) -> None:
-    """Input, visible mask, mesh from two views, rendered prior, ground truth (one row per instance)."""
+    """Input, visible mask, mesh from two views, rendered prior before and after the fit, ground truth
+    (one row per instance)."""
     from PIL import Image
 
     from amodal3d.data.preview import shaded_view
@@ -163,14 +164,14 @@ def figure(examples: list, out: str) -> None:
         return Image.fromarray((np.clip(array, 0, 1) * 255).astype(np.uint8)).convert("RGB").resize((128, 128))
 
     tiles, captions = [], []
-    for image, vis, amodal, prior, mesh, az, el in examples:
+    for image, vis, amodal, prior, fitted, mesh, az, el in examples:
         tiles += [tile(image.permute(1, 2, 0).numpy()), tile(vis.astype(float)),
                   Image.fromarray(shaded_view(mesh, azimuth=az, elevation=el, size=128)),
                   Image.fromarray(shaded_view(mesh, azimuth=az + 90, elevation=20, size=128)),
-                  tile(prior), tile(amodal.astype(float))]
+                  tile(prior), tile(fitted), tile(amodal.astype(float))]
         captions += ["input", "visible (input)", "mesh, predicted view", "mesh, +90 deg", "rendered prior",
-                     "ground-truth amodal"]
-    grid(tiles, 6, out, captions)
+                     "prior after the fit", "ground-truth amodal"]
+    grid(tiles, 7, out, captions)
 
 
 if __name__ == "__main__":
