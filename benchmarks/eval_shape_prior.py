@@ -127,9 +127,10 @@ def main() -> None:
 
     raw = angular_error(torch.tensor([r["azimuth_pred"] for r in rows]), torch.tensor(true)).numpy()
     aligned, fitted_aligned = aligned_errors("azimuth_pred"), aligned_errors("azimuth_fitted")
-    per_category = {name: {**summary(items), "azimuth_median_error_deg": round(float(np.median(aligned[idx])), 2),
-                           "azimuth_acc30": round(float(np.mean(aligned[idx] <= 30)), 4)}
-                    for (name, items), idx in ((kv, category_index[kv[0]]) for kv in by_category.items())}
+    per_category = {name: {**summary(items),
+                           "azimuth_median_error_deg": round(float(np.median(aligned[category_index[name]])), 2),
+                           "azimuth_acc30": round(float(np.mean(aligned[category_index[name]] <= 30)), 4)}
+                    for name, items in by_category.items()}
     result = {
         **summary(rows),
         "azimuth_median_error_deg": round(float(np.median(aligned)), 2),

@@ -97,9 +97,12 @@ class AmodalSegmenter:
         if mode in REFINE_MODES:
             stem = FILES["refine"] if mode == "a3d" else FILES["refine-no-prior"]
             refine = load_refine(folder / f"{stem}.safetensors", device)
-        if fit_steps is None:
+        if fit_steps is None:  # the A3D refinement net's config says how its priors were fitted
             a3d_refine = folder / f"{FILES['refine']}.safetensors"
-            fit_steps = load_refine(a3d_refine).config.prior_fit_steps if a3d_refine.is_file() else 0
+            if mode == "a3d":
+                fit_steps = refine.config.prior_fit_steps
+            else:
+                fit_steps = load_refine(a3d_refine).config.prior_fit_steps if a3d_refine.is_file() else 0
         return cls(detector, shape, refine, mode, device, occluder_constraint, fit_steps)
 
     def stage_ms(self) -> dict[str, float]:
