@@ -4,10 +4,12 @@
 
 Every method runs in the same harness (``amodal3d.evaluation.harness``) on the same images:
 visible-as-amodal, convex hull, Mask R-CNN trained on amodal masks, ORCNN, A3D and its ablations
-(a3d-no-prior, a3d-no-refine, prior-only). Writes ``benchmarks/results/a3d.json`` (all rows, both
-protocols, per-stage milliseconds of A3D) and ``benchmarks/results/baselines.json`` (the issue-4
-view: detector AP, amodal mIoU per category, occluded mIoU, amodal AP, training time, speed), plus
-Markdown tables ``benchmarks/results/a3d_<protocol>.md``.
+(a3d-no-prior, a3d-no-refine, prior-only). When the weights have a crop head (step 1b), the
+end-to-end detector-based rows also run without it (``METHOD/no-crop-head``), side by side. Writes
+``benchmarks/results/a3d.json`` (all rows, both protocols, per-stage milliseconds of A3D) and
+``benchmarks/results/baselines.json`` (the issue-4 view: detector AP, amodal mIoU per category,
+occluded mIoU, amodal AP, training time, speed), plus Markdown tables
+``benchmarks/results/a3d_<protocol>.md``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--protocols", default="given-visible,end-to-end")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--without-crop-head", default="visible,orcnn,maskrcnn-amodal,a3d",
+                        help="end-to-end methods also run without step 1b (rows 'METHOD/no-crop-head'), "
+                             "when the weights have a crop head")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -55,17 +60,22 @@ def main() -> None:
     stage_ms = {}
     for protocol in args.protocols.split(","):
         results[protocol] = {}
-        for method in args.methods.split(","):
+        runs = [(m, True) for m in args.methods.split(",")]
+        if protocol == "end-to-end" and (folder / "crop_head.safetensors").is_file():
+            runs += [(m, False) for m in args.without_crop_head.split(",") if m in args.methods.split(",")]
+        for method, crop_head in runs:
             weights = detector_weights.get(method, folder)
             if protocol == "given-visible" and method in ("visible", "convex-hull"):
                 weights = None  # they complete the given masks; no detector involved
-            predictor = build_predictor(method, weights=weights, device="cpu")
+            predictor = build_predictor(method, weights=weights, device="cpu", crop_head=crop_head)
             result = evaluate(predictor, args.data, args.split, protocol, limit=args.limit)
-            results[protocol][method] = result
-            print(f"{protocol:13s} {method:16s} mIoU {100 * result['miou']:.1f}  occluded "
+            row = method if crop_head else f"{method}/no-crop-head"
+            result["method"] = row
+            results[protocol][row] = result
+            print(f"{protocol:13s} {row:16s} mIoU {100 * result['miou']:.1f}  occluded "
                   f"{100 * (result['occluded_miou'] or 0):.1f}  amodal AP {100 * (result['amodal_ap']['AP'] or 0):.1f}"
                   f"  {result['images_per_s']:.2f} img/s", flush=True)
-            if method == "a3d":
+            if row == "a3d":
                 stage_ms[protocol] = predictor.stage_ms()
         path = RESULTS / f"a3d_{protocol}.json"
         if path.is_file():  # keep rows of other methods measured on the same images (an earlier --methods run)
@@ -74,7 +84,7 @@ def main() -> None:
             if same:
                 results[protocol] = {**old["results"], **results[protocol]}
                 stage_ms.setdefault(protocol, old.get("a3d_stage_ms"))
-        order = [m for m in METHODS if m in results[protocol]]
+        order = [r for m in METHODS for r in (m, f"{m}/no-crop-head") if r in results[protocol]]
         results[protocol] = {m: results[protocol][m] for m in order}
         atomic_write_bytes(RESULTS / f"a3d_{protocol}.md",
                            markdown_table(list(results[protocol].values())).encode())
@@ -120,6 +130,12 @@ def combine(detector_weights: dict[str, Path]) -> None:
             "inference_images_per_s": e2e["images_per_s"],
             "training_seconds": training_seconds(detector_weights[method].with_suffix(".json")),
         }
+        alone = results.get("end-to-end", {}).get(f"{method}/no-crop-head")
+        if alone is not None:  # step 1b: the rows above use the crop head beside the detector
+            baselines[method]["crop_head_training_seconds"] = training_seconds(
+                detector_weights[method].with_name("crop_head.json"))
+            baselines[method]["without_crop_head"] = {k: alone[k] for k in ("visible_ap", "amodal_ap", "miou",
+                                                                            "occluded_miou", "images_per_s")}
     atomic_write_json(RESULTS / "baselines.json", {"baselines": baselines}, indent=2)
 
 

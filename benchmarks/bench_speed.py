@@ -1,7 +1,8 @@
 """A3D end-to-end speed as a user runs it: the shipped pipeline at its default score threshold (0.3),
 one image at a time, per-stage milliseconds; side by side in the same run: the evaluation threshold
-(0.2, more detections, each costing steps 2-5) and the accurate setting that fits each prior's camera
-by render-and-compare (``--fit-steps 10``, the harness's ``a3d-fit``).
+(0.2, more detections, each costing steps 2-5), the accurate setting that fits each prior's camera
+by render-and-compare (``--fit-steps 10``, the harness's ``a3d-fit``) and, for its cost, the pipeline
+without the crop head of step 1b (its time is part of the ``detector`` stage).
 
     python benchmarks/bench_speed.py --data DATA [--limit 200] [--threads 2,1]
     -> benchmarks/results/speed.json
@@ -26,8 +27,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 STEPS_2_5 = ("rois", "shape", "fit", "refine", "paste")
 
 
-def measure(images: list, threshold: float, fit_steps: int | None = None, warmup: int = 5) -> dict:
-    segmenter = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=threshold, fit_steps=fit_steps)
+def measure(images: list, threshold: float, fit_steps: int | None = None, crop_head: bool = True,
+            warmup: int = 5) -> dict:
+    segmenter = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=threshold, fit_steps=fit_steps,
+                                                crop_head=crop_head)
     for image in images[:warmup]:
         segmenter.predict(image)
     segmenter.timings.clear()
@@ -38,7 +41,8 @@ def measure(images: list, threshold: float, fit_steps: int | None = None, warmup
     seconds = time.perf_counter() - start
     stage_ms = segmenter.stage_ms()
     total = sum(stage_ms.values())
-    return {"score_threshold": threshold, "fit_steps": segmenter.fit_steps, "images": len(images),
+    return {"score_threshold": threshold, "fit_steps": segmenter.fit_steps, "crop_head": crop_head,
+            "images": len(images),
             "images_per_s": round(len(images) / seconds, 2),
             "detections_per_image": round(detections / len(images), 2), "stage_ms": stage_ms,
             "steps_2_5_share": round(sum(stage_ms.get(k, 0.0) for k in STEPS_2_5) / max(total, 1e-9), 3)}
@@ -57,10 +61,12 @@ def main() -> int:
     runs = []
     for threads in map(int, args.threads.split(",")):
         torch.set_num_threads(threads)
-        runs += [{"threads": threads, **measure(images, threshold, fit_steps)}
-                 for threshold, fit_steps in ((0.3, None), (0.3, ACCURATE_FIT_STEPS), (EVAL_SCORE_THRESHOLD, None))]
+        settings = ((0.3, None, True), (0.3, None, False), (0.3, ACCURATE_FIT_STEPS, True),
+                    (EVAL_SCORE_THRESHOLD, None, True))
+        runs += [{"threads": threads, **measure(images, *setting)} for setting in settings]
     for run in runs:
-        print(f"{run['threads']} thread(s), threshold {run['score_threshold']}, fit steps {run['fit_steps']}: "
+        print(f"{run['threads']} thread(s), threshold {run['score_threshold']}, fit steps {run['fit_steps']}, "
+              f"crop head {run['crop_head']}: "
               f"{run['images_per_s']} img/s, "
               f"{run['detections_per_image']} "
               f"detections/img, steps 2-5 {100 * run['steps_2_5_share']:.0f} %, {run['stage_ms']}")

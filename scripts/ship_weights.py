@@ -1,7 +1,8 @@
 """Copy trained weights into the package (``src/amodal3d/weights/cpu-small``) in half precision.
 
-    python scripts/ship_weights.py --detector RUNS/orcnn --maskrcnn-amodal RUNS/maskrcnn_amodal \
-        --shape RUNS/shape --refine RUNS/refine --refine-no-prior RUNS/refine_no_prior
+    python scripts/ship_weights.py --detector RUNS/orcnn --crop-head RUNS/crop_head \
+        --maskrcnn-amodal RUNS/maskrcnn_amodal --shape RUNS/shape --refine RUNS/refine \
+        --refine-no-prior RUNS/refine_no_prior
 
 Each run folder holds ``model.safetensors`` + ``model.json`` and ``log.jsonl``; the training wall time
 (summed over start/resume segments) is stored in the JSON as ``extra.train_seconds``.
@@ -18,8 +19,8 @@ import torch
 from amodal3d.engine.weights import load_weights, save_weights
 
 TARGET = Path(__file__).resolve().parents[1] / "src" / "amodal3d" / "weights" / "cpu-small"
-KINDS = {"detector": "detector", "maskrcnn_amodal": "detector", "shape": "shape-prior", "refine": "refine",
-         "refine_no_prior": "refine"}
+KINDS = {"detector": "detector", "crop_head": "crop-head", "maskrcnn_amodal": "detector", "shape": "shape-prior",
+         "refine": "refine", "refine_no_prior": "refine"}
 
 
 def train_seconds(run: Path) -> float | None:

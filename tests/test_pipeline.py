@@ -225,3 +225,53 @@ def test_shape_and_refine_training_resume(tiny_dataset, tmp_path):
     assert main(["export-mesh", "--weights", str(run / "model.safetensors"), "--data", str(tiny_dataset),
                  "--split", "test", "--out", str(mesh)]) == 0
     assert mesh.read_text().count("\nv ") + mesh.read_text().startswith("v ") >= 642
+
+
+def test_train_all_builds_a_pipeline_folder_with_every_stage(tiny_dataset, tmp_path):
+    configs = {
+        "detector": "model: {preset: cpu-small, heads: both, min_size: 128, max_size: 128}\n"
+                    "train: {epochs: 1, batch_size: 2, workers: 0, warmup_iters: 1}\n",
+        "crop_head": "model: {width: 8, roi_size: 32}\ntrain: {epochs: 1, batch_size: 2, workers: 0}\n",
+        "shape": "model: {roi_size: 32, width: 8, feature_dim: 32, hypotheses: 2}\ntrain: {epochs: 1, batch_size: 8}\n",
+        "refine": "model: {width: 8}\ntrain: {epochs: 1, batch_size: 8}\n",
+    }
+    for name, text in configs.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    out = tmp_path / "run"
+    args = ["train", "all", "--data", str(tiny_dataset), "--out", str(out), "--device", "cpu", "--quiet",
+            "--shape-finetune-config", "none"]
+    for name in configs:
+        args += [f"--{name.replace('_', '-')}-config", str(tmp_path / f"{name}.yaml")]
+    assert main(args) == 0
+    folder = out / "pipeline"
+    for stem in ("detector", "crop_head", "shape", "refine", "refine_no_prior"):
+        assert (folder / f"{stem}.safetensors").is_file() and (folder / f"{stem}.json").is_file(), stem
+    assert "box_targets: amodal" in (out / "crop_head" / "config.yaml").read_text()  # the ORCNN detector's boxes
+    segmenter = AmodalSegmenter.from_pretrained(folder, score_threshold=0.0)
+    assert segmenter.detector.crop_head is not None
+    assert AmodalSegmenter.from_pretrained(folder, crop_head=False).detector.crop_head is None
+    image = np.array(Image.open(next((tiny_dataset / "images" / "test").iterdir())).convert("RGB"))
+    instances = segmenter.predict(image)
+    assert not (instances.visible_masks & ~instances.amodal_masks).any()
+
+
+def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_object():
+    from torchvision.ops import box_iou
+
+    from amodal3d.data.meshes import open_mesh_source
+    from amodal3d.data.scene import SceneConfig, render_scene
+    from amodal3d.pipeline import BUILTIN
+
+    folder = BUILTIN["cpu-small"]
+    files = sorted(folder.glob("*.safetensors"))
+    assert {f.stem for f in files} == {"detector", "crop_head", "maskrcnn_amodal", "shape", "refine", "refine_no_prior"}
+    assert sum(f.stat().st_size for f in files) <= 40e6  # issue 5: all shipped weights <= 40 MB
+    scene = render_scene(np.random.default_rng([0, 0]), open_mesh_source("procedural", seed=0), "test", SceneConfig())
+    with_head = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=0.05)
+    without = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=0.05, crop_head=False)
+    assert with_head.detector.crop_head is not None and without.detector.crop_head is None
+    looked, raw = with_head.predict(scene.image), without.predict(scene.image)
+    assert 0 < len(looked.labels) < len(raw.labels)  # the detector alone: one entry per category hypothesis
+    overlap = box_iou(torch.from_numpy(looked.boxes), torch.from_numpy(looked.boxes)).fill_diagonal_(0)
+    assert overlap.max() <= with_head.detector.crop_head.config.group_iou
+    assert not (looked.visible_masks & ~looked.amodal_masks).any()

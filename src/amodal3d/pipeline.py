@@ -3,9 +3,10 @@
     segmenter = AmodalSegmenter.from_pretrained("cpu-small")      # shipped weights
     instances = segmenter.predict(image)                           # uint8 (H, W, 3) RGB
 
-Steps: (1) visible instance segmentation (:mod:`amodal3d.models.detector`, or masks the user brings:
-``given``), (2-4) shape + viewpoint + rendered prior (:mod:`amodal3d.models.shape`), its camera optionally
-fitted to the visible mask by render-and-compare (``fit_steps``), (5) region-specific refinement
+Steps: (1) visible instance segmentation (:mod:`amodal3d.models.detector`, with the second look of
+:mod:`amodal3d.models.crop_head` when the weights have one, or masks the user brings: ``given``),
+(2-4) shape + viewpoint + rendered prior (:mod:`amodal3d.models.shape`), its camera optionally fitted
+to the visible mask by render-and-compare (``fit_steps``), (5) region-specific refinement
 (:mod:`amodal3d.models.refine`). ``mode`` selects the method or one of its ablations:
 ``a3d`` (all steps), ``a3d-no-prior`` (refinement trained without the prior), ``a3d-no-refine``
 (prior ∪ visible), ``prior-only`` (the rendered prior alone).
@@ -31,7 +32,8 @@ MODES = ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")
 REFINE_MODES = ("a3d", "a3d-no-prior")  # step 5 runs
 BUILTIN = {"cpu-small": Path(__file__).resolve().parent / "weights" / "cpu-small"}
 # file stems inside a pipeline folder
-FILES = {"detector": "detector", "shape": "shape", "refine": "refine", "refine-no-prior": "refine_no_prior"}
+FILES = {"detector": "detector", "crop-head": "crop_head", "shape": "shape", "refine": "refine",
+         "refine-no-prior": "refine_no_prior"}
 
 
 def resolve_pipeline_dir(path_or_name: str | Path) -> Path:
@@ -76,11 +78,14 @@ class AmodalSegmenter:
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path = "cpu-small", mode: str = "a3d",
                         device: str | torch.device = "cpu", score_threshold: float = 0.3,
-                        occluder_constraint: bool = True, fit_steps: int | None = None) -> AmodalSegmenter:
+                        occluder_constraint: bool = True, fit_steps: int | None = None,
+                        crop_head: bool = True) -> AmodalSegmenter:
         """Load the pipeline from a built-in name or a folder (``detector.safetensors`` + ``.json``,
-        ``shape.*``, ``refine.*``, ``refine_no_prior.*``); never unpickles. ``fit_steps`` defaults to
-        the steps the A3D refinement net was trained with (its config's ``prior_fit_steps``)."""
+        optional ``crop_head.*`` (step 1b, used unless ``crop_head=False``), ``shape.*``, ``refine.*``,
+        ``refine_no_prior.*``); never unpickles. ``fit_steps`` defaults to the steps the A3D refinement
+        net was trained with (its config's ``prior_fit_steps``)."""
         from amodal3d.engine.distributed import resolve_device
+        from amodal3d.models.crop_head import load_crop_head
         from amodal3d.models.detector import DetectorPredictor, load_detector
         from amodal3d.models.refine_train import load_refine
         from amodal3d.models.shape_train import load_shape_prior
@@ -90,8 +95,10 @@ class AmodalSegmenter:
         detector_path = folder / f"{FILES['detector']}.safetensors"
         detector = None
         if detector_path.is_file():
+            head_path = folder / f"{FILES['crop-head']}.safetensors"
+            head = load_crop_head(head_path, device) if crop_head and head_path.is_file() else None
             detector = DetectorPredictor(load_detector(detector_path, device=device), name="visible",
-                                         score_threshold=score_threshold)
+                                         score_threshold=score_threshold, crop_head=head)
         shape = load_shape_prior(folder / f"{FILES['shape']}.safetensors", device)
         refine = None
         if mode in REFINE_MODES:

@@ -1,10 +1,11 @@
-"""``amodal3d train all``: stage 1 (detector), then 2-4 (shape prior, optionally fine-tuned with a
-second config), then 5 (refinement, with and without the prior for the ablation), each resumable;
-the result is a pipeline folder."""
+"""``amodal3d train all``: stage 1 (detector, then its crop head), then 2-4 (shape prior, optionally
+fine-tuned with a second config), then 5 (refinement, with and without the prior for the ablation),
+each resumable; the result is a pipeline folder."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from amodal3d.pipeline import FILES
@@ -20,17 +21,25 @@ def _install(weights: Path, folder: Path, stem: str) -> None:
 
 
 def train_all(data: str, out: str, detector_config: str, shape_config: str, refine_config: str,
-              device: str = "auto", progress: bool = True, shape_finetune_config: str | None = None) -> Path:
+              device: str = "auto", progress: bool = True, shape_finetune_config: str | None = None,
+              crop_head_config: str | None = None) -> Path:
     """Run (or resume) every stage into ``OUT/<stage>``; returns ``OUT/pipeline``. A finished stage is
     skipped on a rerun (its run folder says it finished)."""
+    from amodal3d.engine.config import load_experiment
+    from amodal3d.models import crop_head, refine_train, shape_train
     from amodal3d.models import detector as det
-    from amodal3d.models import refine_train, shape_train
 
     out_path = Path(out)
     pipeline = out_path / "pipeline"
-    detector_weights = det.train_detector(det.load_experiment(detector_config), data, out_path / "detector",
+    detector_experiment = det.load_experiment(detector_config)
+    detector_weights = det.train_detector(detector_experiment, data, out_path / "detector",
                                           device=device, progress=progress)
     _install(detector_weights, pipeline, FILES["detector"])
+    if crop_head_config is not None:  # step 1b learns on the kind of boxes the detector outputs
+        box_targets = det.resolve_config(detector_experiment.model).box_targets
+        experiment = replace(load_experiment(crop_head.CropHeadExperiment, crop_head_config), box_targets=box_targets)
+        weights = crop_head.train_crop_head(data, out_path / "crop_head", experiment, device=device, progress=progress)
+        _install(weights, pipeline, FILES["crop-head"])
     shape_weights = shape_train.train_shape(data, out_path / "shape", shape_train.load_experiment(shape_config, {}),
                                             device=device, progress=progress)
     if shape_finetune_config is not None:

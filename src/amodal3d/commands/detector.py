@@ -19,7 +19,7 @@ import os
 
 
 def register(sub, train_sub) -> None:
-    """Add ``amodal3d train detector``."""
+    """Add ``amodal3d train detector`` and ``amodal3d train crop-head``."""
     p = train_sub.add_parser(
         "detector", help="train the step-1 detector (visible, amodal or ORCNN heads)",
         description="Train (or resume, with the same --out) a detector; writes OUT/model.safetensors + "
@@ -40,6 +40,20 @@ def register(sub, train_sub) -> None:
                         "over when another process is busy (OMP_WAIT_POLICY defaults to PASSIVE here)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train_detector)
+
+    p = train_sub.add_parser(
+        "crop-head", help="train step 1b: category and visible mask of each detection from its crop",
+        description="Train (or resume, with the same --out) the crop head on ground-truth boxes jittered "
+                    "like detections; writes OUT/model.safetensors + OUT/model.json and OUT/log.jsonl.")
+    p.add_argument("--config", default="configs/crop_head_cpu.yaml", help="experiment YAML")
+    p.add_argument("--data", required=True, help="dataset folder (annotations/ and images/)")
+    p.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--max-iters", type=int, help="override train.max_iters")
+    p.add_argument("--threads", type=int, help="torch CPU threads (see train detector)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_train_crop_head)
 
 
 def cmd_train_detector(args) -> int:
@@ -72,4 +86,19 @@ def cmd_train_detector(args) -> int:
         cleanup_distributed()
     if path is not None and int(os.environ.get("RANK", 0)) == 0:
         print(path)
+    return 0
+
+
+def cmd_train_crop_head(args) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    from amodal3d.engine.config import load_experiment
+    from amodal3d.models.crop_head import CropHeadExperiment, train_crop_head
+
+    experiment = load_experiment(CropHeadExperiment, args.config,
+                                 {"epochs": args.epochs, "max_iters": args.max_iters})
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(train_crop_head(args.data, args.out, experiment, device=args.device, progress=not args.quiet))
     return 0

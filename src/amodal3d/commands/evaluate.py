@@ -21,6 +21,9 @@ def register(sub, train_sub) -> None:
                    help="end-to-end: image only; given-visible: also the ground-truth visible instances")
     p.add_argument("--weights", default=None, help="model weights (.safetensors) for model-based methods")
     p.add_argument("--device", default="cpu", help="torch device for model-based methods")
+    p.add_argument("--no-crop-head", action="store_true",
+                   help="leave out step 1b (the crop head beside the detector weights): the detector's own "
+                        "labels and visible masks")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
     p.add_argument("--match-on", default="visible", choices=["visible", "amodal"],
                    help="masks whose IoU matches ground truth to predictions (end-to-end)")
@@ -45,7 +48,8 @@ def cmd_evaluate(args) -> int:
 
     if args.limit is not None and args.limit < 0:
         raise Amodal3dError(f"--limit must be >= 0, got {args.limit}")
-    predictor = build_predictor(args.method, weights=args.weights, device=args.device)
+    predictor = build_predictor(args.method, weights=args.weights, device=args.device,
+                                crop_head=not args.no_crop_head)
     result = evaluate(predictor, args.data, args.split, protocol=args.protocol, limit=args.limit,
                       progress=not args.quiet, match_on=args.match_on, match_categories=args.match_categories)
     result["method"] = args.method

@@ -28,7 +28,9 @@ def register(sub, train_sub) -> None:
     p.add_argument("--visible", default=None,
                    help="COCO JSON of visible masks (e.g. from another segmenter): run steps 2-5 only")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--score-threshold", type=float, default=0.3, help="keep detections scoring at least this")
+    p.add_argument("--score-threshold", type=float, default=0.3,
+                   help="keep detections scoring at least this (with a crop head: objects whose objectness, "
+                        "the summed class scores of their detections, reaches it)")
     p.add_argument("--meshes", choices=["none", "obj", "glb"], default="none", help="write each instance's mesh")
     p.add_argument("--no-overlays", action="store_true")
     p.set_defaults(handler=cmd_predict)
@@ -53,6 +55,8 @@ def register(sub, train_sub) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="run folder; OUT/pipeline is a folder --weights accepts")
     p.add_argument("--detector-config", default="configs/detector_cpu_small.yaml")
+    p.add_argument("--crop-head-config", default="configs/crop_head_cpu.yaml",
+                   help="step 1b, trained after the detector ('none': skip)")
     p.add_argument("--shape-config", default="configs/shape_cpu.yaml")
     p.add_argument("--shape-finetune-config", default="configs/shape_cpu_sharpen.yaml",
                    help="second shape stage started from the first's weights ('none': skip)")
@@ -121,7 +125,10 @@ def cmd_train_refine(args) -> int:
 def cmd_train_all(args) -> int:
     from amodal3d.train_all import train_all
 
-    finetune = None if args.shape_finetune_config.lower() == "none" else args.shape_finetune_config
+    def optional(path: str) -> str | None:
+        return None if path.lower() == "none" else path
+
     print(train_all(args.data, args.out, args.detector_config, args.shape_config, args.refine_config,
-                    args.device, progress=not args.quiet, shape_finetune_config=finetune))
+                    args.device, progress=not args.quiet, shape_finetune_config=optional(args.shape_finetune_config),
+                    crop_head_config=optional(args.crop_head_config)))
     return 0

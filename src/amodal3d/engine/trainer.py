@@ -26,6 +26,7 @@ from tqdm import tqdm
 from amodal3d.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from amodal3d.engine.config import save_config
 from amodal3d.engine.distributed import DistInfo, all_gather_objects, mean_over_ranks
+from amodal3d.engine.weights import save_weights
 from amodal3d.errors import Amodal3dError
 from amodal3d.io import remove_temporaries
 
@@ -344,3 +345,12 @@ class Trainer:
         finally:
             bar.close()
         return TrainResult(self.model, self.iteration, True, self.out)
+
+    def fit_and_export(self, kind: str, config: dict) -> Path:
+        """:meth:`fit`, then (main rank) ``RUN/model.safetensors`` + ``RUN/model.json``: the weights, of
+        ``kind``, with the model's ``config``. Returns the weights path."""
+        result = self.fit()
+        path = self.out / "model"
+        if self.info.is_main:
+            save_weights(path, result.model.cpu().state_dict(), kind, config)
+        return path.with_suffix(".safetensors")

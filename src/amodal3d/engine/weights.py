@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from amodal3d.engine.config import from_dict
 from amodal3d.errors import WeightsError
 from amodal3d.io import atomic_write_bytes, atomic_write_json
 
@@ -135,3 +136,12 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], s
     with torch.no_grad():
         for key, value in own.items():
             value.copy_(state[key].to(value.dtype))
+
+
+def load_model(path: str | Path, kind: str, build, config_class: type, device: str | torch.device = "cpu"):
+    """Rebuild a trained model ``build(config)`` from ``path`` (safetensors of ``kind`` + its JSON config,
+    parsed strictly as ``config_class``; never unpickles), on ``device`` in eval mode."""
+    state, config = load_weights(path, kind)
+    model = build(from_dict(config_class, config, source=str(path)))
+    load_state_strict(model, state, path)
+    return model.to(device).eval()

@@ -50,10 +50,11 @@ _HEADS = {"visible": ("visible", "both"), "convex-hull": ("visible", "both"), "m
           "orcnn": ("both",)}
 
 
-def _load_detector(name: str, weights: str | Path | None, device: str) -> Predictor:
+def _load_detector(name: str, weights: str | Path | None, device: str, crop_head: bool = True) -> Predictor:
     """``DetectorPredictor`` of the detector exported at ``weights`` (a ``.safetensors`` file beside its
     ``.json``, or a run folder), imported lazily from ``amodal3d.models.detector``; its heads must suit
-    method ``name``."""
+    method ``name``. With ``crop_head``, a ``crop_head.safetensors`` in the same folder (step 1b) is
+    applied to its detections: every detector-based method of one folder shares it."""
     if weights is None:
         raise WeightsError(f"method {name!r} needs --weights (a trained detector's .safetensors file)")
     path = Path(weights)
@@ -68,18 +69,26 @@ def _load_detector(name: str, weights: str | Path | None, device: str) -> Predic
     if heads not in _HEADS[name]:
         raise WeightsError(f"{path}: a detector with heads={heads!r}; method {name!r} needs heads "
                            f"{' or '.join(map(repr, _HEADS[name]))}")
+    head_path = (path if path.is_dir() else path.parent) / "crop_head.safetensors"
+    head = None
+    if crop_head and head_path.is_file():
+        from amodal3d.models.crop_head import load_crop_head
+
+        head = load_crop_head(head_path, device)
     return DetectorPredictor(model, name=None if name in ("visible", "convex-hull") else name,
-                             score_threshold=EVAL_SCORE_THRESHOLD)
+                             score_threshold=EVAL_SCORE_THRESHOLD, crop_head=head)
 
 
-def build_predictor(name: str, weights: str | Path | None = None, device: str = "cpu") -> Predictor:
+def build_predictor(name: str, weights: str | Path | None = None, device: str = "cpu",
+                    crop_head: bool = True) -> Predictor:
     """The predictor of method ``name`` (see :data:`METHODS`).
 
     ``visible`` and ``convex-hull`` need no model under given-visible; with a detector (``weights``,
     default the shipped one) they also run end-to-end, post-processing its visible masks.
     ``maskrcnn-amodal`` (heads=amodal) and ``orcnn`` (heads=both) load a trained detector from
     ``weights`` (default: shipped). ``a3d`` and its ablations load a pipeline folder (default: the
-    built-in ``cpu-small``). Unknown names raise :class:`Amodal3dError`."""
+    built-in ``cpu-small``). ``crop_head=False`` leaves out step 1b for every method (the detector's
+    own labels and masks). Unknown names raise :class:`Amodal3dError`."""
     if name in _PIPELINE_METHODS:
         from amodal3d.pipeline import AmodalSegmenter
 
@@ -88,15 +97,16 @@ def build_predictor(name: str, weights: str | Path | None = None, device: str = 
         segmenter = AmodalSegmenter.from_pretrained(weights or "cpu-small", mode=mode, device=device,
                                                     score_threshold=EVAL_SCORE_THRESHOLD,
                                                     occluder_constraint=not unconstrained,
-                                                    fit_steps=ACCURATE_FIT_STEPS if name == "a3d-fit" else None)
+                                                    fit_steps=ACCURATE_FIT_STEPS if name == "a3d-fit" else None,
+                                                    crop_head=crop_head)
         segmenter.name = name
         return segmenter
     weights = weights if weights is not None else shipped_weights(name)
     if name in ("visible", "convex-hull"):
-        detector = _load_detector(name, weights, device) if weights is not None else None
+        detector = _load_detector(name, weights, device, crop_head) if weights is not None else None
         return VisibleAsAmodal(detector) if name == "visible" else ConvexHullOf(detector)
     if name in _DETECTOR_METHODS:
-        return _load_detector(name, weights, device)
+        return _load_detector(name, weights, device, crop_head)
     raise Amodal3dError(f"unknown method {name!r}; available methods: {', '.join(METHODS)}")
 
 

@@ -64,6 +64,7 @@ from amodal3d.engine.trainer import TrainConfig
 from amodal3d.engine.weights import load_state_strict, load_weights, save_weights
 from amodal3d.errors import DataError, WeightsError
 from amodal3d.evaluation.predictor import GivenVisible, Instances
+from amodal3d.models.crop_head import second_look
 
 Heads = Literal["visible", "amodal", "both"]
 WEIGHTS_KIND = "detector"
@@ -530,15 +531,19 @@ class DetectorPredictor:
     - heads=both (``"orcnn"``): visible and amodal masks from the two heads (raw, no union). Given-visible
       as for heads=amodal, with the amodal head.
 
-    Boxes and masks are thresholded with ``score_threshold`` and ``mask_threshold`` (probability > t).
+    With a ``crop_head`` (:mod:`amodal3d.models.crop_head`, step 1b) the detections are grouped into
+    objects, each re-labelled and given the head's visible mask (amodal masks stay the detector's); an
+    object is kept when its objectness reaches ``score_threshold`` and scored objectness x p(label).
+    Otherwise detections are kept by score. Masks are thresholded with ``mask_threshold`` (probability > t).
     """
 
     def __init__(self, model: AmodalDetector, name: str | None = None, score_threshold: float = 0.5,
-                 mask_threshold: float = 0.5, device: str | torch.device | None = None):
+                 mask_threshold: float = 0.5, device: str | torch.device | None = None, crop_head=None):
         self.model = model.eval()
         if device is not None:
             self.model.to(device)
         self.device = next(model.parameters()).device
+        self.crop_head = crop_head.to(self.device).eval() if crop_head is not None else None
         self.name = name or {"visible": "visible", "amodal": "maskrcnn-amodal", "both": "orcnn"}[model.heads]
         self.score_threshold = score_threshold
         self.mask_threshold = mask_threshold
@@ -567,19 +572,24 @@ class DetectorPredictor:
             amodal = (out.amodal_masks[0] > self.mask_threshold).cpu().numpy()
             return Instances(boxes, labels, out.scores[0].float().cpu().numpy(), visible, amodal,
                              extras={"amodal_boxes": out.boxes[0].cpu().numpy()})
-        out, _ = self.model([self._image_tensor(image)])
-        scores = out.scores[0]
-        keep = torch.where(scores >= self.score_threshold)[0]
+        tensor = self._image_tensor(image)
+        out, _ = self.model([tensor])
+        boxes, labels, scores = out.boxes[0], out.labels[0], out.scores[0]
+        probs = {"visible": out.visible_masks, "amodal": out.amodal_masks}
+        probs = {k: v[0] for k, v in probs.items() if v is not None}
+        kept_by = scores
+        if self.crop_head is not None:  # step 1b: one entry per object, re-labelled and re-segmented
+            look = second_look(self.crop_head, tensor, boxes, scores, min_objectness=self.score_threshold)
+            boxes, labels, scores, kept_by = look.boxes, look.labels, look.scores, look.objectness
+            probs = {k: v[look.leaders] for k, v in probs.items() if k == "amodal"}
+            probs["visible"] = look.visible
+        keep = torch.where(kept_by >= self.score_threshold)[0]
         keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
-        masks = {}
-        for key, value in (("visible", out.visible_masks), ("amodal", out.amodal_masks)):
-            if value is not None:
-                masks[key] = (value[0][keep] > self.mask_threshold).cpu().numpy()
+        masks = {k: (v[keep] > self.mask_threshold).cpu().numpy() for k, v in probs.items()}
         visible = masks.get("visible", masks.get("amodal"))
         amodal = masks.get("amodal", visible)
-        labels = out.labels[0][keep].cpu().numpy().astype(np.int64)
-        return Instances(out.boxes[0][keep].float().cpu().numpy(), labels, scores[keep].float().cpu().numpy(),
-                         visible, amodal.copy() if amodal is visible else amodal)
+        return Instances(boxes[keep].float().cpu().numpy(), labels[keep].cpu().numpy().astype(np.int64),
+                         scores[keep].float().cpu().numpy(), visible, amodal.copy() if amodal is visible else amodal)
 
 
 # ---------------------------------------------------------------------------------------------- training

@@ -13,11 +13,11 @@ from tqdm import tqdm
 
 from amodal3d.data.instances import InstanceRois
 from amodal3d.engine.checkpoint import seed_everything
-from amodal3d.engine.config import from_dict, to_dict
 from amodal3d.engine.config import load_experiment as load_config_experiment
+from amodal3d.engine.config import to_dict
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer
-from amodal3d.engine.weights import config_digest, load_state_strict, load_weights, save_weights
+from amodal3d.engine.weights import config_digest, load_model
 from amodal3d.io import atomic_write_bytes
 from amodal3d.models.refine import RefineConfig, RefineNet, refine_inputs
 from amodal3d.models.shape import ShapePrior, fit_to_visible
@@ -99,11 +99,7 @@ def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, e
                       "shape_weights": str(shape_weights)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_refine,
                           run_config=run_config, progress=progress, desc="refine")
-        result = trainer.fit()
-        if info.is_main:
-            save_weights(Path(out) / "model", result.model.cpu().state_dict(), WEIGHTS_KIND,
-                         to_dict(experiment.model))
-        return Path(out) / "model.safetensors"
+        return trainer.fit_and_export(WEIGHTS_KIND, to_dict(experiment.model))
     finally:
         cleanup_distributed()
 
@@ -121,7 +117,4 @@ def load_experiment(path: str | None, overrides: dict) -> RefineExperiment:
 
 def load_refine(path: str | Path, device: str | torch.device = "cpu") -> RefineNet:
     """Rebuild a trained refinement net from safetensors + JSON (never unpickles)."""
-    state, config = load_weights(path, WEIGHTS_KIND)
-    model = RefineNet(from_dict(RefineConfig, config, source=str(path)))
-    load_state_strict(model, state, path)
-    return model.to(device).eval()
+    return load_model(path, WEIGHTS_KIND, RefineNet, RefineConfig, device)

@@ -12,11 +12,11 @@ import trimesh
 
 from amodal3d.data.instances import InstanceRois
 from amodal3d.engine.checkpoint import seed_everything
-from amodal3d.engine.config import from_dict, to_dict
 from amodal3d.engine.config import load_experiment as load_config_experiment
+from amodal3d.engine.config import to_dict
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer
-from amodal3d.engine.weights import load_state_strict, load_weights, save_weights
+from amodal3d.engine.weights import load_model, load_state_strict, load_weights
 from amodal3d.models.shape import ShapeConfig, ShapePrior
 
 WEIGHTS_KIND = "shape-prior"
@@ -71,13 +71,10 @@ def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, 
                       "init": None if init is None else str(init)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_rois,
                           run_config=run_config, progress=progress, desc="shape")
-        result = trainer.fit()
-        out = Path(out)
+        path = trainer.fit_and_export(WEIGHTS_KIND, to_dict(cfg))
         if info.is_main:
-            model = result.model.cpu().eval()
-            save_weights(out / "model", model.state_dict(), WEIGHTS_KIND, to_dict(cfg))
-            reconstruction_figure(model, dataset, out / "reconstructions.png")
-        return out / "model.safetensors"
+            reconstruction_figure(trainer.model.eval(), dataset, path.with_name("reconstructions.png"))
+        return path
     finally:
         cleanup_distributed()
 
@@ -94,10 +91,7 @@ def train_shape_from_args(args) -> Path:
 
 def load_shape_prior(path: str | Path, device: str | torch.device = "cpu") -> ShapePrior:
     """Rebuild a trained shape prior from safetensors + JSON (never unpickles)."""
-    state, config = load_weights(path, WEIGHTS_KIND)
-    model = ShapePrior(from_dict(ShapeConfig, config, source=str(path)))
-    load_state_strict(model, state, path)
-    return model.to(device).eval()
+    return load_model(path, WEIGHTS_KIND, ShapePrior, ShapeConfig, device)
 
 
 def mesh_of(output, index: int) -> trimesh.Trimesh:

@@ -1,0 +1,136 @@
+"""Where step 1 loses objects: localisation, masks or categories? The detector alone and with its crop
+head (step 1b), side by side on the same detections.
+
+    python benchmarks/diagnose_detector.py --data DATA [--limit 300] [--weights cpu-small]
+    -> benchmarks/results/detector_diagnosis.json
+
+The detections are grouped into objects (``crop_head.group_detections``: the box of a group's best
+detection). For every ground-truth object: is a detected object's box within IoU 0.5 of its box (the
+kind of box the detector was trained on)? For the detected object that overlaps it most: is its
+category right, and how well does its visible mask fit (IoU)? Then COCO visible-mask AP50 with
+categories and class-agnostic (every label set to one), which separates what categories cost from what
+masks and localisation cost. Detections are kept at
+score >= 0.05 (the detector's own floor) so that AP sees the whole ranking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.ops import box_iou
+from tqdm import tqdm
+
+from amodal3d.data.dataset import AmodalDataset
+from amodal3d.evaluation.metrics import coco_mask_ap
+from amodal3d.io import atomic_write_json
+from amodal3d.masks import encode_rle
+from amodal3d.models.crop_head import group_detections, load_crop_head, second_look
+from amodal3d.models.detector import load_detector
+from amodal3d.pipeline import resolve_pipeline_dir
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--weights", default="cpu-small", help="pipeline folder or built-in name")
+    args = parser.parse_args()
+    folder = resolve_pipeline_dir(args.weights)
+    detector = load_detector(folder / "detector.safetensors")
+    head = load_crop_head(folder / "crop_head.safetensors")
+    box_key = f"{detector.config.box_targets}_boxes"
+    dataset = AmodalDataset(args.data, args.split)
+    n = min(args.limit, len(dataset))
+    images, gt, dt = [], [], {"detector": [], "crop head": [], "crop head, top 3": []}
+    per_object = []  # (found, label right: detector, crop head, mask IoU: detector, crop head)
+    confusion = np.zeros((head.config.num_categories,) * 2, np.int64)
+    for index in tqdm(range(n), desc="diagnose", unit="img"):
+        image, target = dataset[index]
+        image_id = int(target["image_id"])
+        images.append({"id": image_id, "height": image.shape[1], "width": image.shape[2]})
+        with torch.no_grad():
+            out, _ = detector([image])
+        boxes, scores, labels, visible = out.boxes[0], out.scores[0], out.labels[0], out.visible_masks[0] > 0.5
+        look = second_look(head, image, boxes, scores)
+        for k in range(len(scores)):
+            dt["detector"].append({"image_id": image_id, "category_id": int(labels[k]), "score": float(scores[k]),
+                                   "segmentation": encode_rle(visible[k].numpy())})
+        for k in range(len(look.scores)):
+            segmentation = encode_rle((look.visible[k] > 0.5).numpy())
+            top = look.probs[k].topk(3)
+            for rank, (p, c) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
+                row = {"image_id": image_id, "category_id": c + 1, "score": float(look.objectness[k]) * p,
+                       "segmentation": segmentation}
+                dt["crop head, top 3"].append(row)
+                if rank == 0:
+                    dt["crop head"].append(row)
+        leaders, _ = group_detections(boxes, scores, head.config.group_iou)
+        overlap = box_iou(target[box_key], boxes[leaders]) if len(leaders) else torch.zeros(len(target["labels"]), 0)
+        for g, label in enumerate(target["labels"].tolist()):
+            gt_visible = target["visible_masks"][g].bool()
+            gt.append({"image_id": image_id, "category_id": label, "segmentation": encode_rle(gt_visible.numpy())})
+            if overlap.shape[1] == 0 or overlap[g].max() < 0.5:
+                per_object.append((0, 0, 0, 0.0, 0.0))
+                continue
+            j = int(overlap[g].argmax())
+            confusion[label - 1, int(look.labels[j]) - 1] += 1
+            per_object.append((1, int(labels[leaders[j]]) == label, int(look.labels[j]) == label,
+                               mask_iou(visible[leaders[j]], gt_visible), mask_iou(look.visible[j] > 0.5, gt_visible)))
+    found = np.array(per_object)
+    matched = found[found[:, 0] == 1]
+    category_ids = list(range(1, head.config.num_categories + 1))
+
+    def agnostic(rows: list[dict]) -> list[dict]:
+        return [{**r, "category_id": 1} for r in rows]
+
+    results = {}
+    for i, name in enumerate(("detector", "crop head")):
+        results[name] = {
+            "category_accuracy": round(float(matched[:, 1 + i].mean()), 4),
+            "mean_mask_iou": round(float(matched[:, 3 + i].mean()), 4),
+            "mask_iou_at_least_0.5": round(float((matched[:, 3 + i] >= 0.5).mean()), 4),
+            "visible_ap": coco_mask_ap(images, gt, dt[name], category_ids),
+            "class_agnostic_visible_ap": coco_mask_ap(images, agnostic(gt), agnostic(dt[name]), [1]),
+        }
+    # COCO counts every (box, category) hypothesis: the detector gives one per category scoring >= 0.05,
+    # the pipeline's crop head one per object; its three likeliest categories put it on the same footing
+    results["crop head"]["visible_ap_top3_categories"] = coco_mask_ap(images, gt, dt["crop head, top 3"],
+                                                                      category_ids)
+    names = [c["name"] for c in dataset.categories]
+    report = {
+        "benchmark": "step-1 diagnosis: localisation, masks, categories",
+        "command": "python benchmarks/diagnose_detector.py --data D --limit 300",
+        "arguments": vars(args), "images": n, "objects": len(found),
+        "objects_with_a_box_iou_0.5": round(float(found[:, 0].mean()), 4),
+        "results": results,
+        "crop_head_accuracy_per_category": {names[c]: round(float(confusion[c, c] / max(confusion[c].sum(), 1)), 3)
+                                            for c in range(len(names))},
+        "crop_head_confusion": {"categories": names, "rows_truth_columns_predicted": confusion.tolist()},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+    }
+    atomic_write_json(RESULTS / "detector_diagnosis.json", report, indent=2)
+    print(f"{n} images, {len(found)} objects; a box within IoU 0.5: {100 * found[:, 0].mean():.1f} %")
+    for name, r in results.items():
+        print(f"{name:10s} category accuracy {100 * r['category_accuracy']:.1f} %, mask IoU "
+              f"{r['mean_mask_iou']:.3f} (>= 0.5: {100 * r['mask_iou_at_least_0.5']:.1f} %), visible AP50 "
+              f"{r['visible_ap']['AP50']:.3f}, class-agnostic AP50 {r['class_agnostic_visible_ap']['AP50']:.3f}")
+    print(f"crop head, three likeliest categories per object: visible AP50 "
+          f"{results['crop head']['visible_ap_top3_categories']['AP50']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

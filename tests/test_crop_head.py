@@ -1,0 +1,184 @@
+"""Step 1b, the crop head: grouping of detections, crop inputs, learning, training data, CLI and the
+detector predictor that applies it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from amodal3d.cli import main
+from amodal3d.data.dataset import AmodalDataset
+from amodal3d.engine.augment import AugmentConfig
+from amodal3d.engine.config import to_dict
+from amodal3d.engine.weights import save_weights
+from amodal3d.errors import WeightsError
+from amodal3d.models.crop_head import (
+    WEIGHTS_KIND,
+    CropHead,
+    CropHeadConfig,
+    CropSamples,
+    collate_crops,
+    crop_inputs,
+    group_detections,
+    load_crop_head,
+    second_look,
+)
+from amodal3d.models.detector import DetectorConfig, DetectorPredictor, build_detector
+
+TINY = CropHeadConfig(num_categories=2, width=8, roi_size=32)
+
+
+def test_group_detections_by_hand():
+    boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 11], [50, 50, 60, 60], [1, 0, 10, 10.0]])
+    scores = torch.tensor([0.3, 0.6, 0.5, 0.4])
+    leaders, objectness = group_detections(boxes, scores, 0.7)
+    assert leaders.tolist() == [1, 2]                     # best first; 0 and 3 join detection 1
+    assert objectness.tolist() == pytest.approx([1.0, 0.5])  # 0.6 + 0.3 + 0.4 capped at 1
+    leaders, objectness = group_detections(boxes[:0], scores[:0], 0.7)
+    assert leaders.numel() == 0 and objectness.numel() == 0
+
+
+def test_crop_inputs_mark_the_box_and_the_image():
+    image = torch.zeros(1, 3, 40, 40)
+    image[0, 0, 10:20, 10:20] = 1.0
+    boxes = torch.tensor([[10.0, 10.0, 20.0, 20.0], [0.0, 0.0, 10.0, 40.0]])
+    x, rois = crop_inputs(image.expand(2, -1, -1, -1), boxes, torch.tensor([0, 1]), CropHeadConfig(roi_size=26))
+    assert x.shape == (2, 5, 26, 26)
+    # square ROI of side 1.3 x 10 = 13 px around the first box: the box covers the centre 20 x 20 cells
+    assert torch.allclose(rois[0], torch.tensor([8.5, 8.5, 21.5, 21.5]))
+    assert x[0, 3].sum() == 20 * 20 and x[0, 3, 13, 13] == 1
+    assert torch.equal(x[0, 3] > 0, x[0, 0] > 0.5)        # the red square fills its box
+    assert x[0, 4].min() == 1                              # inside the image everywhere
+    assert 0 < x[1, 4].mean() < 1                          # the tall box's square ROI leaves the image
+
+
+def _shapes(n: int, seed: int, size: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Images with one random-coloured square (category 1) or disc (category 2) on noise."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, size, size, generator=g) * 0.3
+    labels = torch.randint(1, 3, (n,), generator=g)
+    masks = torch.zeros(n, size, size)
+    boxes = torch.zeros(n, 4)
+    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    for i in range(n):
+        r = float(torch.empty(1).uniform_(6, 10, generator=g))
+        cx, cy = (float(v) for v in torch.empty(2).uniform_(r + 1, size - r - 1, generator=g))
+        if labels[i] == 1:
+            masks[i] = ((xx - cx).abs() < r) & ((yy - cy).abs() < r)
+        else:
+            masks[i] = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+        images[i][:, masks[i] > 0] = torch.rand(3, 1, generator=g) * 0.6 + 0.4
+        boxes[i] = torch.tensor([cx - r, cy - r, cx + r, cy + r])
+    return images, labels, masks, boxes
+
+
+def test_crop_head_learns_categories_and_masks():
+    torch.manual_seed(0)
+    head = CropHead(TINY)
+    optimiser = torch.optim.Adam(head.parameters(), 3e-3)
+    for step in range(120):
+        images, labels, masks, boxes = _shapes(32, step)
+        x, rois = crop_inputs(images, boxes, torch.arange(32), TINY)
+        visible = crop_inputs(masks[:, None].expand(-1, 3, -1, -1), boxes, torch.arange(32), TINY)[0][:, 0]
+        _, losses = head({"x": x}, {"labels": labels, "visible": (visible > 0.5).float()})
+        optimiser.zero_grad()
+        sum(losses.values()).backward()
+        optimiser.step()
+    images, labels, masks, boxes = _shapes(64, 10_000)
+    correct, ious = 0, []
+    for i in range(64):
+        look = second_look(head, images[i], boxes[i:i + 1], torch.tensor([0.9]))
+        correct += int(look.labels[0] == labels[i])
+        predicted = look.visible[0] > 0.5
+        ious.append(float((predicted & (masks[i] > 0)).sum() / (predicted | (masks[i] > 0)).sum()))
+        assert look.scores[0] <= 0.9 + 1e-6  # objectness x probability
+    assert correct / 64 >= 0.9
+    assert np.mean(ious) >= 0.8
+
+
+def test_crop_samples_follow_the_ground_truth(tiny_dataset):
+    dataset = AmodalDataset(tiny_dataset, "train")
+    config = CropHeadConfig(roi_size=32, box_jitter=0.0)
+    samples = CropSamples(dataset, config, "amodal")
+    inputs, targets = samples[0]
+    image, target = dataset[0]
+    k = len(target["labels"])
+    assert inputs["x"].shape == (k, 5, 32, 32) and targets["visible"].shape == (k, 32, 32)
+    assert torch.equal(targets["labels"], target["labels"])
+    for i in range(k):  # the visible target lies inside the (unjittered) amodal box channel
+        inside = inputs["x"][i, 3] > 0
+        assert targets["visible"][i].sum() > 0
+        assert (targets["visible"][i].bool() & ~inside).sum() <= 0.1 * targets["visible"][i].sum()
+    jittered = CropSamples(dataset, CropHeadConfig(roi_size=32), "amodal", seed=1)
+    a, b = jittered[0][0]["x"], jittered[0][0]["x"]
+    assert torch.equal(a, b)                       # seeded per (seed, epoch, index)
+    jittered.set_epoch(1)
+    assert not torch.equal(a, jittered[0][0]["x"])  # new boxes each epoch
+    batch_inputs, batch_targets = collate_crops([samples[0], samples[1]])
+    assert len(batch_inputs["x"]) == len(batch_targets["labels"]) == k + len(dataset[1][1]["labels"])
+
+
+def test_train_crop_head_cli_resumes_and_exports(tiny_dataset, tmp_path):
+    config = tmp_path / "crop.yaml"
+    config.write_text("model: {width: 8, roi_size: 32}\n"
+                      "train: {epochs: 2, batch_size: 2, workers: 0, checkpoint_every: 1, log_every: 1}\n")
+    out = tmp_path / "run"
+    args = ["train", "crop-head", "--config", str(config), "--data", str(tiny_dataset), "--out", str(out), "--quiet"]
+    assert main(args + ["--max-iters", "2"]) == 0
+    assert main(args + ["--max-iters", "3"]) == 0  # resumes at iteration 2
+    events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events if "event" in e].count("resume") == 1
+    assert max(e["iteration"] for e in events if "iteration" in e) == 3
+    head = load_crop_head(out / "model.safetensors")
+    assert head.config.width == 8 and head.config.num_categories == 13
+
+
+def test_load_crop_head_refuses_other_weights(tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"\x80\x04 not safetensors")
+    with pytest.raises(WeightsError):
+        load_crop_head(tmp_path / "bad.safetensors")
+    save_weights(tmp_path / "other", CropHead(TINY).state_dict(), "refine", to_dict(TINY))
+    with pytest.raises(WeightsError, match="refine"):
+        load_crop_head(tmp_path / "other.safetensors")
+    save_weights(tmp_path / "wide", CropHead(TINY).state_dict(), WEIGHTS_KIND, to_dict(CropHeadConfig(width=16)))
+    with pytest.raises(WeightsError):
+        load_crop_head(tmp_path / "wide.safetensors")
+
+
+def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():
+    torch.manual_seed(0)
+    detector = build_detector(DetectorConfig(heads="both", num_classes=3, min_size=64, max_size=64,
+                                             box_score_thresh=0.0))
+    head = CropHead(TINY)
+    image = (np.random.default_rng(0).uniform(0, 255, (64, 64, 3))).astype(np.uint8)
+    plain = DetectorPredictor(detector, score_threshold=0.0).predict(image)
+    looked = DetectorPredictor(detector, score_threshold=0.0, crop_head=head).predict(image)
+    assert len(plain.labels) > 0
+    assert 0 < len(looked.labels) <= len(plain.labels)     # one entry per object
+    tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    out, _ = detector.eval()([tensor])
+    expected = second_look(head, tensor, out.boxes[0], out.scores[0])
+    order = torch.argsort(expected.scores, descending=True, stable=True)
+    assert looked.labels.tolist() == expected.labels[order].tolist()
+    assert np.array_equal(looked.visible_masks, (expected.visible[order] > 0.5).numpy())
+    assert np.array_equal(looked.amodal_masks, (out.amodal_masks[0][expected.leaders[order]] > 0.5).numpy())
+    assert np.allclose(looked.scores, expected.scores[order].numpy())
+    # the threshold keeps objects by objectness (is something there?), not by the label's probability
+    threshold = float(expected.objectness.max())
+    kept = DetectorPredictor(detector, score_threshold=threshold, crop_head=head).predict(image)
+    assert len(kept.labels) == int((expected.objectness >= threshold).sum()) >= 1
+    assert kept.scores.max() < threshold  # kept although its score (x p(label) < 1) is below it
+    assert second_look(head, tensor, out.boxes[0], out.scores[0], min_objectness=threshold).labels.tolist() == \
+        expected.labels[expected.objectness >= threshold].tolist()
+
+
+def test_augment_config_is_part_of_the_experiment():
+    from amodal3d.engine.config import load_experiment
+    from amodal3d.models.crop_head import CropHeadExperiment
+
+    experiment = load_experiment(CropHeadExperiment, "configs/crop_head_cpu.yaml")
+    assert isinstance(experiment.augment, AugmentConfig) and experiment.augment.hflip == 0.5
+    assert experiment.box_targets == "amodal"
