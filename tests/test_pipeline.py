@@ -255,7 +255,7 @@ def test_train_all_builds_a_pipeline_folder_with_every_stage(tiny_dataset, tmp_p
     assert not (instances.visible_masks & ~instances.amodal_masks).any()
 
 
-def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_object():
+def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_object(tmp_path):
     from torchvision.ops import box_iou
 
     from amodal3d.data.meshes import open_mesh_source
@@ -275,3 +275,11 @@ def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_obje
     overlap = box_iou(torch.from_numpy(looked.boxes), torch.from_numpy(looked.boxes)).fill_diagonal_(0)
     assert overlap.max() <= with_head.detector.crop_head.config.group_iou
     assert not (looked.visible_masks & ~looked.amodal_masks).any()
+
+    # the CLI: the same entries; --no-crop-head gives the detector's own
+    Image.fromarray(scene.image).save(tmp_path / "scene.png")
+    for flag, expected in (([], len(looked.labels)), (["--no-crop-head"], len(raw.labels))):
+        out = tmp_path / f"out{len(flag)}"
+        assert main(["predict", str(tmp_path / "scene.png"), "--out", str(out), "--score-threshold", "0.05",
+                     "--no-overlays", *flag]) == 0
+        assert len(json.loads((out / "results.json").read_text())) == expected

@@ -25,6 +25,8 @@ def register(sub, train_sub) -> None:
                    help="render-and-compare steps fitting each prior's camera to its visible mask before "
                         "refinement (default: the steps the refinement was trained with, 0 for cpu-small; 10 "
                         "completes hidden parts better at about half the speed)")
+    p.add_argument("--no-crop-head", action="store_true",
+                   help="step 1 without its crop head (the detector's own labels and visible masks)")
     p.add_argument("--visible", default=None,
                    help="COCO JSON of visible masks (e.g. from another segmenter): run steps 2-5 only")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -104,7 +106,8 @@ def cmd_predict(args) -> int:
 
     summary = predict_files(expand_images(args.images), Path(args.out), args.weights, args.mode, args.device,
                             args.score_threshold, args.visible, args.meshes, overlays=not args.no_overlays,
-                            occluder_constraint=not args.no_occluder_constraint, fit_steps=args.fit_steps)
+                            occluder_constraint=not args.no_occluder_constraint, fit_steps=args.fit_steps,
+                            crop_head=not args.no_crop_head)
     print(f"{args.out}: {summary['images']} image(s), {summary['instances']} instance(s), "
           f"{len(summary['failed'])} failed")
     for _, reason in summary["failed"]:
