@@ -28,17 +28,12 @@ from tqdm import tqdm
 from amodal3d.data.dataset import AmodalDataset
 from amodal3d.evaluation.metrics import coco_mask_ap
 from amodal3d.io import atomic_write_json
-from amodal3d.masks import encode_rle
+from amodal3d.masks import encode_rle, mask_iou
 from amodal3d.models.crop_head import group_detections, load_crop_head, second_look
 from amodal3d.models.detector import load_detector
 from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def mask_iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else 0.0
 
 
 def main() -> int:
@@ -88,7 +83,8 @@ def main() -> int:
             j = int(overlap[g].argmax())
             confusion[label - 1, int(look.labels[j]) - 1] += 1
             per_object.append((1, int(labels[leaders[j]]) == label, int(look.labels[j]) == label,
-                               mask_iou(visible[leaders[j]], gt_visible), mask_iou(look.visible[j] > 0.5, gt_visible)))
+                               mask_iou(visible[leaders[j]].numpy(), gt_visible.numpy()),
+                               mask_iou((look.visible[j] > 0.5).numpy(), gt_visible.numpy())))
     found = np.array(per_object)
     matched = found[found[:, 0] == 1]
     category_ids = list(range(1, head.config.num_categories + 1))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +23,17 @@ import torch
 
 from amodal3d.errors import DataError, WeightsError
 from amodal3d.evaluation.predictor import GivenVisible, Instances
+from amodal3d.models.crop_head import STEM as CROP_HEAD_STEM
+from amodal3d.models.crop_head import crop_head_beside
 from amodal3d.models.refine import RefineNet, hidden_under_occluders, refine_inputs
 from amodal3d.models.roi import mask_boxes, paste, roi_inputs
-from amodal3d.models.shape import ShapePrior, fit_to_visible
+from amodal3d.models.shape import ShapePrior, with_fitted_camera
 
 MODES = ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")
 REFINE_MODES = ("a3d", "a3d-no-prior")  # step 5 runs
 BUILTIN = {"cpu-small": Path(__file__).resolve().parent / "weights" / "cpu-small"}
 # file stems inside a pipeline folder
-FILES = {"detector": "detector", "crop-head": "crop_head", "shape": "shape", "refine": "refine",
+FILES = {"detector": "detector", "crop-head": CROP_HEAD_STEM, "shape": "shape", "refine": "refine",
          "refine-no-prior": "refine_no_prior"}
 
 
@@ -85,7 +86,6 @@ class AmodalSegmenter:
         ``refine_no_prior.*``); never unpickles. ``fit_steps`` defaults to the steps the A3D refinement
         net was trained with (its config's ``prior_fit_steps``)."""
         from amodal3d.engine.distributed import resolve_device
-        from amodal3d.models.crop_head import load_crop_head
         from amodal3d.models.detector import DetectorPredictor, load_detector
         from amodal3d.models.refine_train import load_refine
         from amodal3d.models.shape_train import load_shape_prior
@@ -95,8 +95,7 @@ class AmodalSegmenter:
         detector_path = folder / f"{FILES['detector']}.safetensors"
         detector = None
         if detector_path.is_file():
-            head_path = folder / f"{FILES['crop-head']}.safetensors"
-            head = load_crop_head(head_path, device) if crop_head and head_path.is_file() else None
+            head = crop_head_beside(folder, device) if crop_head else None
             detector = DetectorPredictor(load_detector(detector_path, device=device), name="visible",
                                          score_threshold=score_threshold, crop_head=head)
         shape = load_shape_prior(folder / f"{FILES['shape']}.safetensors", device)
@@ -158,8 +157,7 @@ class AmodalSegmenter:
         shape_out, _ = self.shape({"roi": roi, "labels": labels})
         start = self._tick("shape", start)
         if self.fit_steps:
-            cameras, prior = fit_to_visible(self.shape, shape_out.verts, shape_out.cameras, roi, self.fit_steps)
-            shape_out = replace(shape_out, cameras=cameras, prior=prior)
+            shape_out = with_fitted_camera(self.shape, shape_out, roi, self.fit_steps)
             start = self._tick("fit", start)
         if self.mode in REFINE_MODES:
             refined, _ = self.refine({"x": refine_inputs(roi, shape_out.prior)})

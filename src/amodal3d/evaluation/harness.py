@@ -69,12 +69,9 @@ def _load_detector(name: str, weights: str | Path | None, device: str, crop_head
     if heads not in _HEADS[name]:
         raise WeightsError(f"{path}: a detector with heads={heads!r}; method {name!r} needs heads "
                            f"{' or '.join(map(repr, _HEADS[name]))}")
-    head_path = (path if path.is_dir() else path.parent) / "crop_head.safetensors"
-    head = None
-    if crop_head and head_path.is_file():
-        from amodal3d.models.crop_head import load_crop_head
+    from amodal3d.models.crop_head import crop_head_beside
 
-        head = load_crop_head(head_path, device)
+    head = crop_head_beside(path if path.is_dir() else path.parent, device) if crop_head else None
     return DetectorPredictor(model, name=None if name in ("visible", "convex-hull") else name,
                              score_threshold=EVAL_SCORE_THRESHOLD, crop_head=head)
 

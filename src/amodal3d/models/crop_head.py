@@ -30,6 +30,7 @@ from amodal3d.engine.weights import load_model
 from amodal3d.models.roi import crop, inside_image, paste, square_rois
 
 WEIGHTS_KIND = "crop-head"
+STEM = "crop_head"  # its file stem in a pipeline or weights folder
 CROP_CHANNELS = 5  # RGB, inside the box, inside the image
 
 
@@ -245,3 +246,9 @@ def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExper
 def load_crop_head(path: str | Path, device: str | torch.device = "cpu") -> CropHead:
     """Rebuild a trained crop head from safetensors + JSON (never unpickles)."""
     return load_model(path, WEIGHTS_KIND, CropHead, CropHeadConfig, device)
+
+
+def crop_head_beside(folder: str | Path, device: str | torch.device = "cpu") -> CropHead | None:
+    """The crop head of a pipeline or weights folder (``crop_head.safetensors``), None when it has none."""
+    path = Path(folder) / f"{STEM}.safetensors"
+    return load_crop_head(path, device) if path.is_file() else None

@@ -20,7 +20,7 @@ from amodal3d.engine.trainer import TrainConfig, Trainer
 from amodal3d.engine.weights import config_digest, load_model
 from amodal3d.io import atomic_write_bytes
 from amodal3d.models.refine import RefineConfig, RefineNet, refine_inputs
-from amodal3d.models.shape import ShapePrior, fit_to_visible
+from amodal3d.models.shape import ShapePrior, with_fitted_camera
 from amodal3d.models.shape_train import collate_rois, load_shape_prior
 
 WEIGHTS_KIND = "refine"
@@ -43,9 +43,7 @@ def render_priors(shape: ShapePrior, rois: InstanceRois, fit_steps: int = 0, bat
     for start in tqdm(range(0, len(rois), batch_size), desc="priors", unit="batch", disable=not progress):
         inputs, _ = collate_rois([rois[i] for i in range(start, min(start + batch_size, len(rois)))])
         output, _ = shape(inputs)
-        prior = output.prior
-        if fit_steps:
-            _, prior = fit_to_visible(shape, output.verts, output.cameras, inputs["roi"], fit_steps)
+        prior = with_fitted_camera(shape, output, inputs["roi"], fit_steps).prior
         out.append((prior * 255).round().to(torch.uint8).numpy())
     return np.concatenate(out) if out else np.zeros((0, shape.config.roi_size, shape.config.roi_size), np.uint8)
 

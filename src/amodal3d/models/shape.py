@@ -269,6 +269,15 @@ def fit_to_visible(model: ShapePrior, verts: torch.Tensor, cameras: Cameras, roi
         return fitted, model.render(verts, fitted)
 
 
+def with_fitted_camera(model: ShapePrior, output: ShapeOutput, roi: torch.Tensor, steps: int) -> ShapeOutput:
+    """``output`` of ``model`` on ``roi`` with its cameras and prior replaced by :func:`fit_to_visible`'s
+    after ``steps`` steps (``output`` itself when ``steps`` is 0)."""
+    if not steps:
+        return output
+    cameras, prior = fit_to_visible(model, output.verts, output.cameras, roi, steps)
+    return replace(output, cameras=cameras, prior=prior)
+
+
 @torch.no_grad()
 def image_priors(model: ShapePrior, image: torch.Tensor, visible: torch.Tensor, labels: torch.Tensor,
                  fit_steps: int = 0) -> tuple[torch.Tensor, ShapeOutput | None]:
@@ -284,7 +293,5 @@ def image_priors(model: ShapePrior, image: torch.Tensor, visible: torch.Tensor, 
         return image.new_zeros((0, h, w)), None
     roi, rois = roi_inputs(image, visible, model.config.roi_size, model.config.roi_enlarge)
     output, _ = model({"roi": roi, "labels": labels})
-    if fit_steps:
-        cameras, prior = fit_to_visible(model, output.verts, output.cameras, roi, fit_steps)
-        output = replace(output, cameras=cameras, prior=prior)
+    output = with_fitted_camera(model, output, roi, fit_steps)
     return paste(output.prior, rois, h, w).clamp(0, 1), output
