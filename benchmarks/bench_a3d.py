@@ -29,12 +29,17 @@ from amodal3d.pipeline import resolve_pipeline_dir
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def training_seconds(weights_json: Path) -> float | None:
-    """Training wall time recorded beside shipped weights (``extra.train_seconds``), if any."""
+def training_seconds(weights_json: Path, prefix: str = "") -> dict:
+    """Training wall time recorded beside shipped weights: ``extra.train_seconds`` (this project's CPU
+    machine) and, for weights trained further on a GPU, ``extra.gpu_finetune.train_seconds``."""
     try:
-        return json.loads(weights_json.read_text()).get("extra", {}).get("train_seconds")
+        extra = json.loads(weights_json.read_text()).get("extra", {})
     except (OSError, json.JSONDecodeError):
-        return None
+        extra = {}
+    gpu = extra.get("gpu_finetune") or {}
+    return {f"{prefix}training_seconds": extra.get("train_seconds"),
+            f"{prefix}gpu_finetune_seconds": gpu.get("train_seconds"),
+            f"{prefix}gpu_finetune_device": gpu.get("gpu")}
 
 
 def main() -> None:
@@ -128,12 +133,12 @@ def combine(detector_weights: dict[str, Path]) -> None:
             "given_visible": {k: rows["given-visible"][k] for k in ("miou", "occluded_miou", "amodal_ap")}
             if "given-visible" in rows else None,
             "inference_images_per_s": e2e["images_per_s"],
-            "training_seconds": training_seconds(detector_weights[method].with_suffix(".json")),
+            **training_seconds(detector_weights[method].with_suffix(".json")),
         }
         alone = results.get("end-to-end", {}).get(f"{method}/no-crop-head")
         if alone is not None:  # step 1b: the rows above use the crop head beside the detector
-            baselines[method]["crop_head_training_seconds"] = training_seconds(
-                detector_weights[method].with_name("crop_head.json"))
+            baselines[method].update(training_seconds(detector_weights[method].with_name("crop_head.json"),
+                                                      prefix="crop_head_"))
             baselines[method]["without_crop_head"] = {k: alone[k] for k in ("visible_ap", "amodal_ap", "miou",
                                                                             "occluded_miou", "images_per_s")}
     atomic_write_json(RESULTS / "baselines.json", {"baselines": baselines}, indent=2)

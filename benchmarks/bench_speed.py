@@ -6,6 +6,7 @@ without the crop head of step 1b (its time is part of the ``detector`` stage).
 
     python benchmarks/bench_speed.py --data DATA [--limit 200] [--threads 2,1]
     -> benchmarks/results/speed.json
+    python benchmarks/bench_speed.py --data DATA --device cuda --threads 1 --out speed_cuda.json
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ STEPS_2_5 = ("rois", "shape", "fit", "refine", "paste")
 
 
 def measure(images: list, threshold: float, fit_steps: int | None = None, crop_head: bool = True,
-            warmup: int = 5) -> dict:
+            warmup: int = 5, device: str = "cpu") -> dict:
     segmenter = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=threshold, fit_steps=fit_steps,
-                                                crop_head=crop_head)
+                                                crop_head=crop_head, device=device)
     for image in images[:warmup]:
         segmenter.predict(image)
     segmenter.timings.clear()
@@ -54,6 +55,8 @@ def main() -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--threads", default="2,1", help="torch CPU threads to run with, one run each")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--out", default="speed.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
     annotation_file, image_dir = split_paths(args.data, args.split)
     infos = load_annotation_file(annotation_file)["images"][: args.limit]
@@ -63,18 +66,22 @@ def main() -> int:
         torch.set_num_threads(threads)
         settings = ((0.3, None, True), (0.3, None, False), (0.3, ACCURATE_FIT_STEPS, True),
                     (EVAL_SCORE_THRESHOLD, None, True))
-        runs += [{"threads": threads, **measure(images, *setting)} for setting in settings]
+        runs += [{"threads": threads, "device": args.device, **measure(images, *setting, device=args.device)}
+                 for setting in settings]
     for run in runs:
         print(f"{run['threads']} thread(s), threshold {run['score_threshold']}, fit steps {run['fit_steps']}, "
               f"crop head {run['crop_head']}: "
               f"{run['images_per_s']} img/s, "
               f"{run['detections_per_image']} "
               f"detections/img, steps 2-5 {100 * run['steps_2_5_share']:.0f} %, {run['stage_ms']}")
-    atomic_write_json(RESULTS / "speed.json", {
-        "benchmark": "a3d end-to-end speed", "command": "python benchmarks/bench_speed.py --data D",
+    command = "python benchmarks/bench_speed.py --data D" + (
+        f" --device {args.device} --threads {args.threads} --out {args.out}" if args.device != "cpu" else "")
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
+    atomic_write_json(RESULTS / args.out, {
+        "benchmark": "a3d end-to-end speed", "command": command,
         "arguments": vars(args), "runs": runs,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                    "loadavg": os.getloadavg()}},
+                    "gpu": gpu, "loadavg": os.getloadavg()}},
         indent=2)
     return 0
 

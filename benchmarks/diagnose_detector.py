@@ -49,8 +49,8 @@ def main() -> int:
     box_key = f"{detector.config.box_targets}_boxes"
     dataset = AmodalDataset(args.data, args.split)
     n = min(args.limit, len(dataset))
-    images, gt, dt = [], [], {"detector": [], "crop head": [], "crop head, top 3": []}
-    per_object = []  # (found, label right: detector, crop head, mask IoU: detector, crop head)
+    images, gt, dt = [], [], {"detector": [], "crop head": [], "crop head, top 3": [], "crop head + flip": []}
+    per_object = []  # (found, label right: detector, crop head, + flip, mask IoU: detector, crop head, + flip)
     confusion = np.zeros((head.config.num_categories,) * 2, np.int64)
     for index in tqdm(range(n), desc="diagnose", unit="img"):
         image, target = dataset[index]
@@ -60,6 +60,7 @@ def main() -> int:
             out, _ = detector([image])
         boxes, scores, labels, visible = out.boxes[0], out.scores[0], out.labels[0], out.visible_masks[0] > 0.5
         look = second_look(head, image, boxes, scores)
+        flipped = second_look(head, image, boxes, scores, flip=True)
         for k in range(len(scores)):
             dt["detector"].append({"image_id": image_id, "category_id": int(labels[k]), "score": float(scores[k]),
                                    "segmentation": encode_rle(visible[k].numpy())})
@@ -72,19 +73,25 @@ def main() -> int:
                 dt["crop head, top 3"].append(row)
                 if rank == 0:
                     dt["crop head"].append(row)
+        for k in range(len(flipped.scores)):
+            dt["crop head + flip"].append({"image_id": image_id, "category_id": int(flipped.labels[k]),
+                                           "score": float(flipped.scores[k]),
+                                           "segmentation": encode_rle((flipped.visible[k] > 0.5).numpy())})
         leaders, _ = group_detections(boxes, scores, head.config.group_iou)
         overlap = box_iou(target[box_key], boxes[leaders]) if len(leaders) else torch.zeros(len(target["labels"]), 0)
         for g, label in enumerate(target["labels"].tolist()):
             gt_visible = target["visible_masks"][g].bool()
             gt.append({"image_id": image_id, "category_id": label, "segmentation": encode_rle(gt_visible.numpy())})
             if overlap.shape[1] == 0 or overlap[g].max() < 0.5:
-                per_object.append((0, 0, 0, 0.0, 0.0))
+                per_object.append((0, 0, 0, 0, 0.0, 0.0, 0.0))
                 continue
             j = int(overlap[g].argmax())
             confusion[label - 1, int(look.labels[j]) - 1] += 1
             per_object.append((1, int(labels[leaders[j]]) == label, int(look.labels[j]) == label,
+                               int(flipped.labels[j]) == label,
                                mask_iou(visible[leaders[j]].numpy(), gt_visible.numpy()),
-                               mask_iou((look.visible[j] > 0.5).numpy(), gt_visible.numpy())))
+                               mask_iou((look.visible[j] > 0.5).numpy(), gt_visible.numpy()),
+                               mask_iou((flipped.visible[j] > 0.5).numpy(), gt_visible.numpy())))
     found = np.array(per_object)
     matched = found[found[:, 0] == 1]
     category_ids = list(range(1, head.config.num_categories + 1))
@@ -93,11 +100,11 @@ def main() -> int:
         return [{**r, "category_id": 1} for r in rows]
 
     results = {}
-    for i, name in enumerate(("detector", "crop head")):
+    for i, name in enumerate(("detector", "crop head", "crop head + flip")):
         results[name] = {
             "category_accuracy": round(float(matched[:, 1 + i].mean()), 4),
-            "mean_mask_iou": round(float(matched[:, 3 + i].mean()), 4),
-            "mask_iou_at_least_0.5": round(float((matched[:, 3 + i] >= 0.5).mean()), 4),
+            "mean_mask_iou": round(float(matched[:, 4 + i].mean()), 4),
+            "mask_iou_at_least_0.5": round(float((matched[:, 4 + i] >= 0.5).mean()), 4),
             "visible_ap": coco_mask_ap(images, gt, dt[name], category_ids),
             "class_agnostic_visible_ap": coco_mask_ap(images, agnostic(gt), agnostic(dt[name]), [1]),
         }
@@ -120,7 +127,7 @@ def main() -> int:
     atomic_write_json(RESULTS / "detector_diagnosis.json", report, indent=2)
     print(f"{n} images, {len(found)} objects; a box within IoU 0.5: {100 * found[:, 0].mean():.1f} %")
     for name, r in results.items():
-        print(f"{name:10s} category accuracy {100 * r['category_accuracy']:.1f} %, mask IoU "
+        print(f"{name:16s} category accuracy {100 * r['category_accuracy']:.1f} %, mask IoU "
               f"{r['mean_mask_iou']:.3f} (>= 0.5: {100 * r['mask_iou_at_least_0.5']:.1f} %), visible AP50 "
               f"{r['visible_ap']['AP50']:.3f}, class-agnostic AP50 {r['class_agnostic_visible_ap']['AP50']:.3f}")
     print(f"crop head, three likeliest categories per object: visible AP50 "

@@ -134,6 +134,12 @@ def test_train_crop_head_cli_resumes_and_exports(tiny_dataset, tmp_path):
     assert max(e["iteration"] for e in events if "iteration" in e) == 3
     head = load_crop_head(out / "model.safetensors")
     assert head.config.width == 8 and head.config.num_categories == 13
+    tuned = tmp_path / "tuned"  # fine-tuning: starts from the run's weights, with a schedule of its own
+    assert main(["train", "crop-head", "--config", str(config), "--data", str(tiny_dataset), "--out", str(tuned),
+                 "--quiet", "--init", str(out / "model.safetensors"), "--max-iters", "1", "--lr", "1e-12",
+                 "--batch-size", "1"]) == 0
+    after = dict(load_crop_head(tuned / "model.safetensors").named_parameters())  # (BN statistics do move)
+    assert all(torch.allclose(value, after[k], atol=1e-6) for k, value in head.named_parameters())
 
 
 def test_load_crop_head_refuses_other_weights(tmp_path):
@@ -182,3 +188,24 @@ def test_augment_config_is_part_of_the_experiment():
     experiment = load_experiment(CropHeadExperiment, "configs/crop_head_cpu.yaml")
     assert isinstance(experiment.augment, AugmentConfig) and experiment.augment.hflip == 0.5
     assert experiment.box_targets == "amodal"
+
+
+def test_flipped_second_look_is_mirror_symmetric():
+    torch.manual_seed(0)
+    head = CropHead(TINY)
+    for module in head.modules():  # batch-norm statistics of real crops, so that readings differ per crop
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    image = torch.rand(3, 48, 64)
+    with torch.no_grad():
+        head.train()({"x": torch.rand(16, 5, 32, 32)})
+    head.eval()
+    boxes, scores = torch.tensor([[5.0, 8.0, 30.0, 40.0], [33.0, 2.0, 60.0, 20.0]]), torch.tensor([0.9, 0.6])
+    mirrored_boxes = torch.stack([64 - boxes[:, 2], boxes[:, 1], 64 - boxes[:, 0], boxes[:, 3]], 1)
+    a = second_look(head, image, boxes, scores, flip=True)
+    b = second_look(head, image.flip(-1), mirrored_boxes, scores, flip=True)
+    # averaging the two readings makes the answer independent of which way the image faces
+    assert torch.allclose(a.probs, b.probs, atol=1e-5)
+    assert torch.allclose(a.visible, b.visible.flip(-1), atol=1e-4)
+    plain = second_look(head, image, boxes, scores)
+    assert not torch.allclose(plain.visible, a.visible, atol=1e-3)  # the mirrored reading counts

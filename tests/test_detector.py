@@ -280,6 +280,21 @@ def test_interrupted_then_resumed_equals_uninterrupted(tiny_dataset, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)  # bitwise on CPU
 
 
+def test_init_starts_from_given_weights_and_refuses_others(tiny_dataset, tmp_path):
+    first = train_detector(fast_experiment(max_iters=2), tiny_dataset, tmp_path / "a", device="cpu", progress=False)
+    still = fast_experiment(max_iters=1, lr=1e-12, seed=5)  # a step that moves nothing measurable
+    tuned = train_detector(still, tiny_dataset, tmp_path / "b", device="cpu", progress=False, init=first)
+    fresh = train_detector(still, tiny_dataset, tmp_path / "c", device="cpu", progress=False)
+    a, b, c = (load_detector(p).state_dict() for p in (first, tuned, fresh))
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    assert not all(torch.allclose(a[k].float(), c[k].float(), atol=1e-6) for k in a)
+    assert str(first) in (tmp_path / "b" / "config.yaml").read_text()  # the run records where it started
+    head = tmp_path / "head.safetensors"
+    save_weights(head, {"w": torch.zeros(1)}, "crop-head", {})
+    with pytest.raises(WeightsError, match="head.safetensors"):
+        train_detector(still, tiny_dataset, tmp_path / "d", device="cpu", progress=False, init=head)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,11 +14,15 @@ import torch
 from PIL import Image
 
 from amodal3d.cli import main
+from amodal3d.data.dataset import AmodalDataset
+from amodal3d.data.instances import InstanceRois
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.weights import load_weights, save_weights
 from amodal3d.errors import WeightsError
 from amodal3d.evaluation.predictor import GivenVisible
 from amodal3d.masks import encode_rle
+from amodal3d.models.crop_head import WEIGHTS_KIND as CROP_HEAD_KIND
+from amodal3d.models.crop_head import CropHead, CropHeadConfig
 from amodal3d.models.refine import (
     RefineConfig,
     RefineNet,
@@ -27,7 +31,7 @@ from amodal3d.models.refine import (
     refine_inputs,
     region_loss,
 )
-from amodal3d.models.refine_train import PriorRois
+from amodal3d.models.refine_train import PriorRois, step1_visible
 from amodal3d.models.shape import ShapeConfig, ShapePrior
 from amodal3d.pipeline import AmodalSegmenter
 
@@ -283,3 +287,33 @@ def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_obje
         assert main(["predict", str(tmp_path / "scene.png"), "--out", str(out), "--score-threshold", "0.05",
                      "--no-overlays", *flag]) == 0
         assert len(json.loads((out / "results.json").read_text())) == expected
+
+
+def test_refinement_rois_from_step1_visible_masks(tiny_dataset, tmp_path):
+    truth = InstanceRois(tiny_dataset, "train", 32, 2.0, progress=False)
+
+    def drop_first(index, image, target):  # step 1 misses each image's first object, finds the rest exactly
+        visible = target["visible_masks"].bool().clone()
+        visible[0] = False
+        return visible
+
+    with pytest.raises(ValueError, match="tag"):
+        InstanceRois(tiny_dataset, "train", 32, 2.0, progress=False, visible_fn=drop_first)
+    rois = InstanceRois(tiny_dataset, "train", 32, 2.0, progress=False, visible_fn=drop_first, tag="dropfirst")
+    assert "dropfirst" in rois.path.name and rois.path != truth.path
+    index = truth.arrays["image_index"]
+    kept = np.r_[False, index[1:] == index[:-1]]  # every instance but the first of its image
+    assert np.array_equal(rois.arrays["labels"], truth.arrays["labels"][kept])
+    assert np.array_equal(rois.arrays["amodal"], truth.arrays["amodal"][kept])  # same boxes, same targets
+    own = [0, 1, 2, 3, 5]  # RGB, own visible mask, inside-image; the occluder channel lost the missed object
+    assert np.array_equal(rois.arrays["roi"][:, own], truth.arrays["roi"][kept][:, own])
+    # a crop head's reading: one mask per object, the same tag for the same file
+    head = tmp_path / "head.safetensors"
+    config = CropHeadConfig(width=8, roi_size=32)
+    save_weights(head, CropHead(config).state_dict(), CROP_HEAD_KIND, to_dict(config))
+    visible_fn, tag = step1_visible(head)
+    assert tag == step1_visible(head)[1] and tag.startswith("step1-")
+    image, target = AmodalDataset(tiny_dataset, "train")[0]
+    masks = visible_fn(0, image, target)
+    assert masks.dtype == torch.bool and masks.shape == target["visible_masks"].shape
+    assert torch.equal(masks, visible_fn(0, image, target))  # seeded per image

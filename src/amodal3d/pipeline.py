@@ -116,6 +116,8 @@ class AmodalSegmenter:
         return {k: round(v / calls, 2) for k, v in self.timings.items() if k != "calls"}
 
     def _tick(self, stage: str, start: float) -> float:
+        if self.device.type == "cuda":  # kernels run asynchronously: charge each stage its own GPU time
+            torch.cuda.synchronize(self.device)
         now = time.perf_counter()
         self.timings[stage] += (now - start) * 1000.0
         return now

@@ -25,20 +25,7 @@ def register(sub, train_sub) -> None:
         description="Train (or resume, with the same --out) a detector; writes OUT/model.safetensors + "
                     "OUT/model.json, OUT/log.jsonl, OUT/config.yaml and OUT/checkpoint.pt.")
     p.add_argument("--config", required=True, help="experiment YAML, e.g. configs/detector_cpu_small.yaml")
-    p.add_argument("--data", required=True, help="dataset folder (annotations/ and images/)")
-    p.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--epochs", type=int, help="override train.epochs")
-    p.add_argument("--batch-size", type=int, help="override train.batch_size (per process)")
-    p.add_argument("--workers", type=int, help="override train.workers (data loading processes)")
-    p.add_argument("--seed", type=int, help="override train.seed")
-    p.add_argument("--max-iters", type=int, help="override train.max_iters")
-    p.add_argument("--lr", type=float, help="override train.lr")
-    p.add_argument("--threads", type=int,
-                   help="torch CPU threads per process (default: torch's choice, the core count). On a "
-                        "shared machine use 1: OpenMP threads that spin-wait slow training down many times "
-                        "over when another process is busy (OMP_WAIT_POLICY defaults to PASSIVE here)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_training_flags(p)
     p.set_defaults(handler=cmd_train_detector)
 
     p = train_sub.add_parser(
@@ -46,14 +33,39 @@ def register(sub, train_sub) -> None:
         description="Train (or resume, with the same --out) the crop head on ground-truth boxes jittered "
                     "like detections; writes OUT/model.safetensors + OUT/model.json and OUT/log.jsonl.")
     p.add_argument("--config", default="configs/crop_head_cpu.yaml", help="experiment YAML")
+    add_training_flags(p)
+    p.set_defaults(handler=cmd_train_crop_head)
+
+
+def add_training_flags(p) -> None:
+    """Flags shared by ``train detector`` and ``train crop-head``."""
     p.add_argument("--data", required=True, help="dataset folder (annotations/ and images/)")
     p.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
+    p.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="start from trained weights of the same architecture (model.safetensors of a run or "
+                        "a shipped file): fine-tuning with this config's schedule; ignored on resume")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--batch-size", type=int, help="override train.batch_size (per process)")
+    p.add_argument("--workers", type=int, help="override train.workers (data loading processes)")
+    p.add_argument("--seed", type=int, help="override train.seed")
     p.add_argument("--max-iters", type=int, help="override train.max_iters")
-    p.add_argument("--threads", type=int, help="torch CPU threads (see train detector)")
+    p.add_argument("--lr", type=float, help="override train.lr")
+    p.add_argument("--warmup-iters", type=int, help="override train.warmup_iters")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA (train.amp)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads per process (default: torch's choice, the core count). On a "
+                        "shared machine use 1: OpenMP threads that spin-wait slow training down many times "
+                        "over when another process is busy (OMP_WAIT_POLICY defaults to PASSIVE here)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=cmd_train_crop_head)
+
+
+def training_overrides(args) -> dict:
+    """The ``train`` fields set on the command line."""
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "workers": args.workers,
+                 "seed": args.seed, "max_iters": args.max_iters, "lr": args.lr,
+                 "warmup_iters": args.warmup_iters, "amp": True if args.amp else None}
+    return {k: v for k, v in overrides.items() if v is not None}
 
 
 def cmd_train_detector(args) -> int:
@@ -70,18 +82,16 @@ def cmd_train_detector(args) -> int:
     from amodal3d.models.detector import load_experiment, train_detector
 
     experiment = load_experiment(args.config)
-    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "workers": args.workers,
-                 "seed": args.seed, "max_iters": args.max_iters, "lr": args.lr}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
-        train = dataclasses.replace(experiment.train, **overrides)
+        train = dataclasses.replace(experiment.train, **training_overrides(args))
     except ValueError as error:
         raise ConfigError(f"command line: {error}") from None
     experiment = dataclasses.replace(experiment, train=train)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        path = train_detector(experiment, args.data, args.out, device=args.device, progress=not args.quiet)
+        path = train_detector(experiment, args.data, args.out, device=args.device, progress=not args.quiet,
+                              init=args.init)
     finally:
         cleanup_distributed()
     if path is not None and int(os.environ.get("RANK", 0)) == 0:
@@ -96,9 +106,9 @@ def cmd_train_crop_head(args) -> int:
     from amodal3d.engine.config import load_experiment
     from amodal3d.models.crop_head import CropHeadExperiment, train_crop_head
 
-    experiment = load_experiment(CropHeadExperiment, args.config,
-                                 {"epochs": args.epochs, "max_iters": args.max_iters})
+    experiment = load_experiment(CropHeadExperiment, args.config, training_overrides(args))
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(train_crop_head(args.data, args.out, experiment, device=args.device, progress=not args.quiet))
+    print(train_crop_head(args.data, args.out, experiment, device=args.device, progress=not args.quiet,
+                          init=args.init))
     return 0

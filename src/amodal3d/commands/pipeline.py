@@ -44,6 +44,9 @@ def register(sub, train_sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--config", default=None, help="YAML with 'model' (RefineConfig) and 'train' sections")
     p.add_argument("--no-prior", action="store_true", help="ablation a3d-no-prior: same net, prior zeroed")
+    p.add_argument("--visible-from", default=None, metavar="CROP_HEAD",
+                   help="train on the visible masks this crop head (.safetensors) reads from ground-truth boxes "
+                        "jittered like detections, as step 1 gives them at test time, instead of the true ones")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--max-iters", type=int, default=None)
@@ -121,7 +124,7 @@ def cmd_train_refine(args) -> int:
     experiment = load_experiment(args.config, {"epochs": args.epochs, "batch_size": args.batch_size,
                                                "max_iters": args.max_iters, "no_prior": args.no_prior})
     print(train_refine(args.data, args.out, args.shape_weights, experiment, device=args.device,
-                       limit_images=args.limit_images, progress=not args.quiet))
+                       limit_images=args.limit_images, progress=not args.quiet, visible_from=args.visible_from))
     return 0
 
 

@@ -6,6 +6,7 @@ that training reads ROIs instead of decoding images and masks every epoch."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,27 @@ from amodal3d.models.roi import crop, roi_inputs
 
 CACHE_VERSION = 1
 
+VisibleFn = Callable[[int, torch.Tensor, dict], torch.Tensor]
 
-def compute_rois(dataset: AmodalDataset, size: int, enlarge: float, progress: bool = True) -> dict[str, np.ndarray]:
+
+def compute_rois(dataset: AmodalDataset, size: int, enlarge: float, progress: bool = True,
+                 visible_fn: VisibleFn | None = None) -> dict[str, np.ndarray]:
     """ROIs of every instance: ``roi`` (N, 6, S, S) uint8, ``amodal`` (N, S, S) uint8 (the amodal mask
     cropped the same way, for evaluation and the amodal-supervision ablation), ``labels`` (N,),
-    ``rois`` (N, 4) xyxy, ``image_index`` (N,), ``occlude_rate`` (N,), ``viewpoint`` (N, 3)."""
+    ``rois`` (N, 4) xyxy, ``image_index`` (N,), ``occlude_rate`` (N,), ``viewpoint`` (N, 3).
+
+    ``visible_fn(index, image, target) -> (K, H, W) bool``: visible masks to use instead of the true
+    ones (e.g. what step 1 predicts for each object); instances it leaves empty are dropped."""
     out: dict[str, list] = {k: [] for k in ("roi", "amodal", "labels", "rois", "image_index", "occlude_rate",
                                             "viewpoint")}
     for index in tqdm(range(len(dataset)), desc="rois", unit="img", disable=not progress):
         image, target = dataset[index]
         visible = target["visible_masks"].bool()
+        if visible_fn is not None and visible.shape[0]:
+            visible = visible_fn(index, image, target)
+            keep = visible.flatten(1).any(1)
+            visible = visible[keep]
+            target = {k: target[k][keep] for k in ("amodal_masks", "labels", "occlude_rate", "viewpoint")}
         if visible.shape[0] == 0:
             continue
         roi, rois = roi_inputs(image, visible, size, enlarge)
@@ -49,9 +61,14 @@ class InstanceRois(torch.utils.data.Dataset):
     ``{"roi": (6, S, S) float, "labels": () int64}`` and ``targets`` ``{"amodal": (S, S) float}``."""
 
     def __init__(self, root: str | Path, split: str, size: int = 64, enlarge: float = 2.0,
-                 progress: bool = True, limit_images: int | None = None):
+                 progress: bool = True, limit_images: int | None = None, visible_fn: VisibleFn | None = None,
+                 tag: str = ""):
+        """``visible_fn`` (see :func:`compute_rois`) needs a ``tag`` naming it in the cache file."""
+        if visible_fn is not None and not tag:
+            raise ValueError("a visible_fn needs a tag for its cache file")
         root = Path(root)
-        name = f"rois_{split}_{size}_{enlarge:g}" + (f"_first{limit_images}" if limit_images else "") + ".npz"
+        name = (f"rois_{split}_{size}_{enlarge:g}" + (f"_{tag}" if tag else "")
+                + (f"_first{limit_images}" if limit_images else "") + ".npz")
         path = root / "cache" / name
         if path.is_file():
             with np.load(path) as data:
@@ -60,7 +77,7 @@ class InstanceRois(torch.utils.data.Dataset):
             dataset = AmodalDataset(root, split)
             if limit_images:
                 dataset.images = dataset.images[:limit_images]
-            self.arrays = compute_rois(dataset, size, enlarge, progress)
+            self.arrays = compute_rois(dataset, size, enlarge, progress, visible_fn)
             buffer = io.BytesIO()
             np.savez(buffer, **self.arrays)
             atomic_write_bytes(path, buffer.getvalue())

@@ -138,6 +138,12 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], s
             value.copy_(state[key].to(value.dtype))
 
 
+def init_from(module: torch.nn.Module, path: str | Path, kind: str) -> None:
+    """Start ``module`` from trained weights of ``kind`` (fine-tuning): every tensor must match."""
+    state, _ = load_weights(path, kind)
+    load_state_strict(module, state, path)
+
+
 def load_model(path: str | Path, kind: str, build, config_class: type, device: str | torch.device = "cpu"):
     """Rebuild a trained model ``build(config)`` from ``path`` (safetensors of ``kind`` + its JSON config,
     parsed strictly as ``config_class``; never unpickles), on ``device`` in eval mode."""

@@ -26,7 +26,7 @@ from torchvision.ops import box_iou
 from amodal3d.engine.augment import AugmentConfig, sample_seed
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.trainer import TrainConfig
-from amodal3d.engine.weights import load_model
+from amodal3d.engine.weights import init_from, load_model
 from amodal3d.models.roi import crop, inside_image, paste, square_rois
 
 WEIGHTS_KIND = "crop-head"
@@ -148,10 +148,11 @@ class SecondLook:
 
 @torch.no_grad()
 def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor,
-                min_objectness: float = 0.0) -> SecondLook:
+                min_objectness: float = 0.0, flip: bool = False) -> SecondLook:
     """Re-label and re-segment the detections (``boxes`` (N, 4), ``scores`` (N,)) of ``image``
     (3, H, W) in [0, 1]: one entry per object (see :func:`group_detections`) whose objectness reaches
-    ``min_objectness`` (the head runs on those only)."""
+    ``min_objectness`` (the head runs on those only). ``flip``: also read each crop mirrored and
+    average the two readings (category probabilities, mask logits mirrored back)."""
     height, width = image.shape[-2:]
     leaders, objectness = group_detections(boxes, scores, head.config.group_iou)
     keep = objectness >= min_objectness
@@ -161,10 +162,14 @@ def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores
         return SecondLook(leaders, boxes[:0], leaders, scores[:0], scores[:0], probs,
                           image.new_zeros((0, height, width)))
     x, rois = crop_inputs(image[None], boxes[leaders], torch.zeros_like(leaders), head.config)
-    out, _ = head.eval()({"x": x})
-    probs = out.class_logits.softmax(1)
+    n = len(x)
+    out, _ = head.eval()({"x": torch.cat([x, x.flip(-1)]) if flip else x})
+    probs, mask_logits = out.class_logits.softmax(1), out.mask_logits
+    if flip:
+        probs = (probs[:n] + probs[n:]) / 2
+        mask_logits = (mask_logits[:n] + mask_logits[n:].flip(-1)) / 2
     best, index = probs.max(1)
-    visible = paste(torch.sigmoid(out.mask_logits), rois, height, width)
+    visible = paste(torch.sigmoid(mask_logits), rois, height, width)
     return SecondLook(leaders, boxes[leaders], index + 1, objectness, objectness * best, probs, visible)
 
 
@@ -199,16 +204,32 @@ class CropSamples(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[dict, dict]:
         image, target = self.dataset[index]
-        boxes = target[self.box_key].float()
         generator = torch.Generator().manual_seed(sample_seed(self.seed + 1, self.epoch, index))
-        size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
-        boxes = boxes + torch.randn(boxes.shape, generator=generator) * self.config.box_jitter * size
-        boxes = torch.cat([torch.minimum(boxes[:, :2], boxes[:, 2:] - 2.0), boxes[:, 2:]], dim=1)
+        boxes = jitter_boxes(target[self.box_key].float(), self.config.box_jitter, generator)
         index_ = torch.zeros(len(boxes), dtype=torch.long)
         x, rois = crop_inputs(image[None], boxes, index_, self.config)
         visible = crop(target["visible_masks"][:, None].float(), rois, torch.arange(len(boxes)),
                        self.config.roi_size)[:, 0]
         return {"x": x}, {"labels": target["labels"], "visible": (visible > 0.5).float()}
+
+
+def jitter_boxes(boxes: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """Boxes (N, 4) xyxy moved like detections: each coordinate by a normal error of ``fraction`` x the
+    box's side, keeping at least 2 px of width and height."""
+    size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+    boxes = boxes + torch.randn(boxes.shape, generator=generator) * fraction * size
+    return torch.cat([torch.minimum(boxes[:, :2], boxes[:, 2:] - 2.0), boxes[:, 2:]], dim=1)
+
+
+@torch.no_grad()
+def read_visible(head: CropHead, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """The visible masks (N, H, W) bool the head reads from the crops of ``boxes`` (N, 4) in ``image``
+    (3, H, W), one per box (no grouping): step 1's visible masks for given objects."""
+    if len(boxes) == 0:
+        return torch.zeros((0, *image.shape[-2:]), dtype=torch.bool)
+    x, rois = crop_inputs(image[None], boxes, torch.zeros(len(boxes), dtype=torch.long), head.config)
+    out, _ = head.eval()({"x": x})
+    return paste(torch.sigmoid(out.mask_logits), rois, *image.shape[-2:]) > 0.5
 
 
 def collate_crops(batch: list) -> tuple[dict, dict]:
@@ -218,8 +239,9 @@ def collate_crops(batch: list) -> tuple[dict, dict]:
 
 
 def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExperiment, split: str = "train",
-                    device: str = "auto", progress: bool = True) -> Path:
-    """Train (or resume) the crop head on ``data``; writes ``OUT/model.safetensors`` + ``model.json``."""
+                    device: str = "auto", progress: bool = True, init: str | Path | None = None) -> Path:
+    """Train (or resume) the crop head on ``data``; writes ``OUT/model.safetensors`` + ``model.json``.
+    ``init``: start from a trained crop head (fine-tuning); a checkpoint in ``out`` takes precedence."""
     from amodal3d.data.dataset import AmodalDataset
     from amodal3d.engine.augment import AugmentedDataset
     from amodal3d.engine.checkpoint import seed_everything
@@ -233,9 +255,11 @@ def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExper
         dataset = CropSamples(augmented, experiment.model, experiment.box_targets, seed)
         seed_everything(seed)
         model = CropHead(experiment.model)
+        if init is not None:
+            init_from(model, init, WEIGHTS_KIND)
         run_config = {"model": to_dict(experiment.model), "train": to_dict(experiment.train),
                       "augment": to_dict(experiment.augment), "box_targets": experiment.box_targets,
-                      "data": str(data)}
+                      "data": str(data), "init": None if init is None else str(init)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_crops,
                           run_config=run_config, progress=progress, desc="crop head")
         return trainer.fit_and_export(WEIGHTS_KIND, to_dict(experiment.model))

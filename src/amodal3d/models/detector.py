@@ -61,7 +61,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from amodal3d.engine.augment import AugmentConfig
 from amodal3d.engine.config import ConfigError, from_dict, load_config, to_dict
 from amodal3d.engine.trainer import TrainConfig
-from amodal3d.engine.weights import load_state_strict, load_weights, save_weights
+from amodal3d.engine.weights import init_from, load_state_strict, load_weights, save_weights
 from amodal3d.errors import DataError, WeightsError
 from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.models.crop_head import second_look
@@ -614,9 +614,12 @@ def load_experiment(path: str | Path) -> DetectorExperiment:
 
 
 def train_detector(experiment: DetectorExperiment, data: str | Path, out: str | Path, device: str = "auto",
-                   progress: bool = True, stop_after: int | None = None) -> Path | None:
+                   progress: bool = True, stop_after: int | None = None,
+                   init: str | Path | None = None) -> Path | None:
     """Train (or resume) a detector on ``data`` into ``out``; returns ``out/model.safetensors`` when the run
     is complete (on every rank), None when stopped early by ``stop_after`` (tests: simulated kill).
+    ``init``: start from trained detector weights of the same architecture (fine-tuning with a fresh
+    schedule); a checkpoint in ``out`` still takes precedence (resume).
 
     Under torchrun the process group is joined here (gloo on CPU, NCCL on CUDA) and left by the caller
     (:func:`amodal3d.engine.distributed.cleanup_distributed`)."""
@@ -634,8 +637,11 @@ def train_detector(experiment: DetectorExperiment, data: str | Path, out: str | 
                         f"{max_id + 1} (config has {experiment.model.num_classes})")
     seed_everything(experiment.train.seed)
     model = build_detector(experiment.model)
+    if init is not None:
+        init_from(model, init, WEIGHTS_KIND)
     train_set = AugmentedDataset(dataset, experiment.augment, seed=experiment.train.seed)
-    run_config = to_dict(dataclasses.replace(experiment, model=model.config))
+    run_config = {**to_dict(dataclasses.replace(experiment, model=model.config)),
+                  "init": None if init is None else str(init)}
     trainer = Trainer(model, train_set, experiment.train, out, dist_info=info, collate_fn=collate,
                       run_config=run_config, progress=progress, desc=f"detector {model.config.heads}")
     result = trainer.fit(stop_after=stop_after)

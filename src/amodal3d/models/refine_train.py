@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 from amodal3d.data.instances import InstanceRois
+from amodal3d.engine.augment import sample_seed
 from amodal3d.engine.checkpoint import seed_everything
 from amodal3d.engine.config import load_experiment as load_config_experiment
 from amodal3d.engine.config import to_dict
@@ -19,6 +20,7 @@ from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer
 from amodal3d.engine.weights import config_digest, load_model
 from amodal3d.io import atomic_write_bytes
+from amodal3d.models.crop_head import jitter_boxes, load_crop_head, read_visible
 from amodal3d.models.refine import RefineConfig, RefineNet, refine_inputs
 from amodal3d.models.shape import ShapePrior, with_fitted_camera
 from amodal3d.models.shape_train import collate_rois, load_shape_prior
@@ -48,15 +50,33 @@ def render_priors(shape: ShapePrior, rois: InstanceRois, fit_steps: int = 0, bat
     return np.concatenate(out) if out else np.zeros((0, shape.config.roi_size, shape.config.roi_size), np.uint8)
 
 
+def step1_visible(crop_head_weights: str | Path, seed: int = 0):
+    """``(visible_fn, tag)`` for :class:`InstanceRois`: each object's visible mask as step 1 gives it at
+    test time, read by the crop head from its amodal box jittered like a detection (seeded per image)."""
+    head = load_crop_head(crop_head_weights)
+
+    def visible_fn(index: int, image: torch.Tensor, target: dict) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(sample_seed(seed, 0, index))
+        return read_visible(head, image, jitter_boxes(target["amodal_boxes"].float(), head.config.box_jitter,
+                                                      generator))
+
+    path = Path(crop_head_weights)
+    digest = config_digest({"weights": path.resolve().as_posix(), "mtime": path.stat().st_mtime_ns, "seed": seed})
+    return visible_fn, f"step1-{digest[:12]}"
+
+
 class PriorRois(torch.utils.data.Dataset):
     """Cached ROIs plus the shape model's priors (cached per shape-weights digest).
-    ``dataset[i] -> ({"x": (7, S, S)}, {"amodal": (S, S)})``."""
+    ``dataset[i] -> ({"x": (7, S, S)}, {"amodal": (S, S)})``. ``visible_from``: a crop head whose
+    visible masks (see :func:`step1_visible`) replace the true ones, as at test time."""
 
     def __init__(self, data: str | Path, split: str, shape_weights: str | Path, fit_steps: int = 0,
-                 progress: bool = True, limit_images: int | None = None):
+                 progress: bool = True, limit_images: int | None = None,
+                 visible_from: str | Path | None = None):
         shape = load_shape_prior(shape_weights)
+        visible_fn, tag = step1_visible(visible_from) if visible_from is not None else (None, "")
         self.rois = InstanceRois(data, split, shape.config.roi_size, shape.config.roi_enlarge, progress,
-                                 limit_images)
+                                 limit_images, visible_fn, tag)
         digest = config_digest({"weights": Path(shape_weights).resolve().as_posix(),
                                 "mtime": Path(shape_weights).stat().st_mtime_ns, "fit_steps": fit_steps})[:12]
         path = self.rois.path.with_name(self.rois.path.stem + f"_priors_{digest}.npy")
@@ -84,17 +104,19 @@ def collate_refine(batch: list) -> tuple[dict, dict]:
 
 def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, experiment: RefineExperiment,
                  split: str = "train", device: str = "auto", limit_images: int | None = None,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, visible_from: str | Path | None = None) -> Path:
     """Train (or resume) the refinement net on the priors of ``shape_weights``; writes
-    ``OUT/model.safetensors`` + ``model.json``. Returns the weights path."""
+    ``OUT/model.safetensors`` + ``model.json``. Returns the weights path. ``visible_from``: train on
+    the visible masks this crop head predicts (step 1's kind of input) instead of the true ones."""
     info = init_distributed(device)
     try:
         dataset = PriorRois(data, split, shape_weights, experiment.model.prior_fit_steps, progress and info.is_main,
-                            limit_images)
+                            limit_images, visible_from)
         seed_everything(experiment.train.seed)
         model = RefineNet(experiment.model)
         run_config = {"model": to_dict(experiment.model), "train": to_dict(experiment.train), "data": str(data),
-                      "shape_weights": str(shape_weights)}
+                      "shape_weights": str(shape_weights),
+                      "visible_from": None if visible_from is None else str(visible_from)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_refine,
                           run_config=run_config, progress=progress, desc="refine")
         return trainer.fit_and_export(WEIGHTS_KIND, to_dict(experiment.model))

@@ -16,7 +16,7 @@ from amodal3d.engine.config import load_experiment as load_config_experiment
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer
-from amodal3d.engine.weights import load_model, load_state_strict, load_weights
+from amodal3d.engine.weights import init_from, load_model
 from amodal3d.models.shape import ShapeConfig, ShapePrior
 
 WEIGHTS_KIND = "shape-prior"
@@ -65,8 +65,7 @@ def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, 
         seed_everything(experiment.train.seed)
         model = ShapePrior(cfg)
         if init is not None:
-            state, _ = load_weights(init, WEIGHTS_KIND)
-            load_state_strict(model, state, init)
+            init_from(model, init, WEIGHTS_KIND)
         run_config = {"model": to_dict(cfg), "train": to_dict(experiment.train), "data": str(data), "split": split,
                       "init": None if init is None else str(init)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_rois,
