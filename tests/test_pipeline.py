@@ -19,7 +19,7 @@ from amodal3d.data.instances import InstanceRois
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.weights import load_weights, save_weights
 from amodal3d.errors import WeightsError
-from amodal3d.evaluation.predictor import GivenVisible
+from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.masks import encode_rle
 from amodal3d.models.crop_head import WEIGHTS_KIND as CROP_HEAD_KIND
 from amodal3d.models.crop_head import CropHead, CropHeadConfig
@@ -114,6 +114,39 @@ def test_hidden_parts_only_under_other_instances(pipeline_dir):
     assert not (tight & ~(given.visible_masks | others)).any()
     assert np.array_equal(tight, loose & (given.visible_masks | others) | given.visible_masks)
     assert (free.name, bound.name) == ("a3d-unconstrained", "a3d")
+
+
+
+class _StepOne:
+    """A step-1 stand-in: fixed detections whose amodal masks differ from their visible masks."""
+
+    def __init__(self, given: GivenVisible, amodal: np.ndarray):
+        self.given, self.amodal = given, amodal
+
+    def predict(self, image: np.ndarray) -> Instances:
+        n = len(self.given.labels)
+        return Instances(self.given.boxes, self.given.labels, np.ones(n, np.float32), self.given.visible_masks,
+                         self.amodal)
+
+
+@pytest.mark.parametrize("mode", ["a3d", "a3d-no-refine", "prior-only"])
+def test_detector_amodal_masks_join_the_hidden_parts_end_to_end(pipeline_dir, mode):
+    image, given = _given()
+    amodal = given.visible_masks.copy()
+    amodal[0, 10:50, 10:70] = True  # the detector sees instance 0 extend behind instance 1, and beyond
+    step1 = _StepOne(given, amodal)
+    plain = AmodalSegmenter.from_pretrained(pipeline_dir, mode=mode)
+    joined = AmodalSegmenter(step1, plain.shape, plain.refine, mode)
+    alone = AmodalSegmenter(step1, plain.shape, plain.refine, mode, detector_amodal=False)
+    a, b = joined.predict(image).amodal_masks, alone.predict(image).amodal_masks
+    if mode == "prior-only":  # the prior alone, whatever the detector says
+        assert np.array_equal(a, b)
+        return
+    detector_hidden = hidden_under_occluders(torch.from_numpy(amodal), torch.from_numpy(given.visible_masks))
+    assert np.array_equal(a, b | detector_hidden.numpy())
+    assert a[0, 30:50, 40:70].all()  # behind instance 1: taken from the detector
+    assert np.array_equal(a[0, 10:30, 30:40], b[0, 10:30, 30:40])  # behind nothing seen: left to steps 2-5
+    assert np.array_equal(alone.predict(image).amodal_masks, plain.predict(image, given).amodal_masks)
 
 
 def test_prior_fit_steps_follow_the_refinement_config(pipeline_dir, tmp_path):

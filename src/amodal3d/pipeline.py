@@ -7,7 +7,9 @@ Steps: (1) visible instance segmentation (:mod:`amodal3d.models.detector`, with 
 :mod:`amodal3d.models.crop_head` when the weights have one, or masks the user brings: ``given``),
 (2-4) shape + viewpoint + rendered prior (:mod:`amodal3d.models.shape`), its camera optionally fitted
 to the visible mask by render-and-compare (``fit_steps``), (5) region-specific refinement
-(:mod:`amodal3d.models.refine`). ``mode`` selects the method or one of its ablations:
+(:mod:`amodal3d.models.refine`); end to end, hidden parts seen by the detector's own amodal head
+(when it has one) join those of steps 2-5 (``detector_amodal``). ``mode`` selects the method or one
+of its ablations:
 ``a3d`` (all steps), ``a3d-no-prior`` (refinement trained without the prior), ``a3d-no-refine``
 (prior ∪ visible), ``prior-only`` (the rendered prior alone).
 """
@@ -59,7 +61,8 @@ class AmodalSegmenter:
     are not all detected (e.g. unannotated stuff in front of objects)."""
 
     def __init__(self, detector, shape: ShapePrior, refine: RefineNet | None = None, mode: str = "a3d",
-                 device: str | torch.device = "cpu", occluder_constraint: bool = True, fit_steps: int = 0):
+                 device: str | torch.device = "cpu", occluder_constraint: bool = True, fit_steps: int = 0,
+                 detector_amodal: bool = True):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
         if fit_steps < 0:
@@ -73,6 +76,9 @@ class AmodalSegmenter:
         self.mode = mode
         self.occluder_constraint = occluder_constraint
         self.fit_steps = fit_steps if mode != "a3d-no-prior" else 0
+        # end to end, the hidden parts the step-1 detector's own amodal head sees (if it has one) join
+        # those of steps 2-5 (not in prior-only, which shows the prior alone)
+        self.detector_amodal = detector_amodal and mode != "prior-only"
         self.name = mode if occluder_constraint or mode not in REFINE_MODES else f"{mode}-unconstrained"
         self.timings: dict[str, float] = defaultdict(float)
 
@@ -80,11 +86,12 @@ class AmodalSegmenter:
     def from_pretrained(cls, path_or_name: str | Path = "cpu-small", mode: str = "a3d",
                         device: str | torch.device = "cpu", score_threshold: float = 0.3,
                         occluder_constraint: bool = True, fit_steps: int | None = None,
-                        crop_head: bool = True) -> AmodalSegmenter:
+                        crop_head: bool = True, detector_amodal: bool = True) -> AmodalSegmenter:
         """Load the pipeline from a built-in name or a folder (``detector.safetensors`` + ``.json``,
         optional ``crop_head.*`` (step 1b, used unless ``crop_head=False``), ``shape.*``, ``refine.*``,
         ``refine_no_prior.*``); never unpickles. ``fit_steps`` defaults to the steps the A3D refinement
-        net was trained with (its config's ``prior_fit_steps``)."""
+        net was trained with (its config's ``prior_fit_steps``). ``detector_amodal``: end to end, add
+        the hidden parts of the detector's amodal head (when it has one) to those of steps 2-5."""
         from amodal3d.engine.distributed import resolve_device
         from amodal3d.models.detector import DetectorPredictor, load_detector
         from amodal3d.models.refine_train import load_refine
@@ -109,7 +116,7 @@ class AmodalSegmenter:
                 fit_steps = refine.config.prior_fit_steps
             else:
                 fit_steps = load_refine(a3d_refine).config.prior_fit_steps if a3d_refine.is_file() else 0
-        return cls(detector, shape, refine, mode, device, occluder_constraint, fit_steps)
+        return cls(detector, shape, refine, mode, device, occluder_constraint, fit_steps, detector_amodal)
 
     def stage_ms(self) -> dict[str, float]:
         calls = max(self.timings.get("calls", 0), 1)
@@ -173,6 +180,9 @@ class AmodalSegmenter:
             amodal = hidden_under_occluders(amodal, visible)
         elif self.mode != "prior-only":
             amodal = amodal | visible
+        if given is None and self.detector_amodal:  # step 1's amodal head (its amodal = visible without one)
+            step1 = torch.from_numpy(detections.amodal_masks).to(self.device)
+            amodal = amodal | (hidden_under_occluders(step1, visible) if self.occluder_constraint else step1)
         self._tick("paste", start)
         cameras = shape_out.cameras
         viewpoints = [{"azimuth": float(a), "elevation": float(e), "distance": float(d)}

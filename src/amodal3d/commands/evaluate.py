@@ -13,7 +13,8 @@ def register(sub, train_sub) -> None:
                        description="Score a method on a dataset split; definitions in docs/metrics.md. "
                                    "Methods: visible, convex-hull (no model under given-visible), "
                                    "maskrcnn-amodal, orcnn, a3d, a3d-fit, a3d-no-prior, a3d-unconstrained, "
-                                   "a3d-no-refine, prior-only (shipped cpu-small weights unless --weights).")
+                                   "a3d-no-refine, a3d-steps-2-5, prior-only (shipped cpu-small weights unless "
+                                   "--weights).")
     p.add_argument("--method", required=True, help="method name, e.g. visible, convex-hull, maskrcnn-amodal")
     p.add_argument("--data", required=True, help="dataset folder (annotations/<split>.json, images/<split>/)")
     p.add_argument("--split", default="test")

@@ -27,6 +27,8 @@ def register(sub, train_sub) -> None:
                         "completes hidden parts better at about half the speed)")
     p.add_argument("--no-crop-head", action="store_true",
                    help="step 1 without its crop head (the detector's own labels and visible masks)")
+    p.add_argument("--no-detector-amodal", action="store_true",
+                   help="hidden parts from steps 2-5 alone, without those of the detector's own amodal head")
     p.add_argument("--visible", default=None,
                    help="COCO JSON of visible masks (e.g. from another segmenter): run steps 2-5 only")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -110,7 +112,7 @@ def cmd_predict(args) -> int:
     summary = predict_files(expand_images(args.images), Path(args.out), args.weights, args.mode, args.device,
                             args.score_threshold, args.visible, args.meshes, overlays=not args.no_overlays,
                             occluder_constraint=not args.no_occluder_constraint, fit_steps=args.fit_steps,
-                            crop_head=not args.no_crop_head)
+                            crop_head=not args.no_crop_head, detector_amodal=not args.no_detector_amodal)
     print(f"{args.out}: {summary['images']} image(s), {summary['instances']} instance(s), "
           f"{len(summary['failed'])} failed")
     for _, reason in summary["failed"]:

@@ -23,9 +23,10 @@ from amodal3d.evaluation.predictor import GivenVisible, Instances, Predictor
 PROTOCOLS = ("end-to-end", "given-visible")
 # Every method name the harness knows, in table order; AVAILABLE ones can be built now.
 METHODS = ("visible", "convex-hull", "maskrcnn-amodal", "orcnn", "a3d", "a3d-fit", "a3d-no-prior",
-           "a3d-unconstrained", "a3d-no-refine", "prior-only")
+           "a3d-unconstrained", "a3d-no-refine", "a3d-steps-2-5", "prior-only")
 _DETECTOR_METHODS = ("maskrcnn-amodal", "orcnn")
-_PIPELINE_METHODS = ("a3d", "a3d-fit", "a3d-no-prior", "a3d-unconstrained", "a3d-no-refine", "prior-only")
+_PIPELINE_METHODS = ("a3d", "a3d-fit", "a3d-no-prior", "a3d-unconstrained", "a3d-no-refine", "a3d-steps-2-5",
+                     "prior-only")
 # Detections kept for evaluation (every method that detects uses the same): low, as AP needs the
 # whole ranking; mIoU matches each ground truth to its best detection, so extra ones cost nothing there.
 EVAL_SCORE_THRESHOLD = 0.2
@@ -90,12 +91,12 @@ def build_predictor(name: str, weights: str | Path | None = None, device: str = 
         from amodal3d.pipeline import AmodalSegmenter
 
         unconstrained = name == "a3d-unconstrained"
-        mode = "a3d" if name in ("a3d-unconstrained", "a3d-fit") else name
+        mode = "a3d" if name in ("a3d-unconstrained", "a3d-fit", "a3d-steps-2-5") else name
         segmenter = AmodalSegmenter.from_pretrained(weights or "cpu-small", mode=mode, device=device,
                                                     score_threshold=EVAL_SCORE_THRESHOLD,
                                                     occluder_constraint=not unconstrained,
                                                     fit_steps=ACCURATE_FIT_STEPS if name == "a3d-fit" else None,
-                                                    crop_head=crop_head)
+                                                    crop_head=crop_head, detector_amodal=name != "a3d-steps-2-5")
         segmenter.name = name
         return segmenter
     weights = weights if weights is not None else shipped_weights(name)
