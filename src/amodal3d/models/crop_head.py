@@ -161,16 +161,26 @@ def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores
         probs = scores.new_zeros((0, head.config.num_categories))
         return SecondLook(leaders, boxes[:0], leaders, scores[:0], scores[:0], probs,
                           image.new_zeros((0, height, width)))
-    x, rois = crop_inputs(image[None], boxes[leaders], torch.zeros_like(leaders), head.config)
+    probs, visible = read_crops(head, image, boxes[leaders], flip)
+    best, index = probs.max(1)
+    return SecondLook(leaders, boxes[leaders], index + 1, objectness, objectness * best, probs, visible)
+
+
+@torch.no_grad()
+def read_crops(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's reading of the crop of each box (N, 4) in ``image`` (3, H, W), N >= 1: category
+    probabilities (N, num_categories) and visible-mask probabilities (N, H, W) at image resolution.
+    ``flip``: the average with the reading of each crop mirrored (its mask mirrored back)."""
+    x, rois = crop_inputs(image[None], boxes, torch.zeros(len(boxes), dtype=torch.long, device=boxes.device),
+                          head.config)
     n = len(x)
     out, _ = head.eval()({"x": torch.cat([x, x.flip(-1)]) if flip else x})
     probs, mask_logits = out.class_logits.softmax(1), out.mask_logits
     if flip:
         probs = (probs[:n] + probs[n:]) / 2
         mask_logits = (mask_logits[:n] + mask_logits[n:].flip(-1)) / 2
-    best, index = probs.max(1)
-    visible = paste(torch.sigmoid(mask_logits), rois, height, width)
-    return SecondLook(leaders, boxes[leaders], index + 1, objectness, objectness * best, probs, visible)
+    return probs, paste(torch.sigmoid(mask_logits), rois, *image.shape[-2:])
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -227,9 +237,7 @@ def read_visible(head: CropHead, image: torch.Tensor, boxes: torch.Tensor) -> to
     (3, H, W), one per box (no grouping): step 1's visible masks for given objects."""
     if len(boxes) == 0:
         return torch.zeros((0, *image.shape[-2:]), dtype=torch.bool)
-    x, rois = crop_inputs(image[None], boxes, torch.zeros(len(boxes), dtype=torch.long), head.config)
-    out, _ = head.eval()({"x": x})
-    return paste(torch.sigmoid(out.mask_logits), rois, *image.shape[-2:]) > 0.5
+    return read_crops(head, image, boxes)[1] > 0.5
 
 
 def collate_crops(batch: list) -> tuple[dict, dict]:

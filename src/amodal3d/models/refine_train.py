@@ -60,9 +60,13 @@ def step1_visible(crop_head_weights: str | Path, seed: int = 0):
         return read_visible(head, image, jitter_boxes(target["amodal_boxes"].float(), head.config.box_jitter,
                                                       generator))
 
-    path = Path(crop_head_weights)
-    digest = config_digest({"weights": path.resolve().as_posix(), "mtime": path.stat().st_mtime_ns, "seed": seed})
-    return visible_fn, f"step1-{digest[:12]}"
+    return visible_fn, f"step1-{_cache_key(crop_head_weights, seed=seed)}"
+
+
+def _cache_key(weights: str | Path, **settings) -> str:
+    """12 hex digits naming what a cache was computed with: a weights file (path and time) + settings."""
+    path = Path(weights)
+    return config_digest({"weights": path.resolve().as_posix(), "mtime": path.stat().st_mtime_ns, **settings})[:12]
 
 
 class PriorRois(torch.utils.data.Dataset):
@@ -77,9 +81,8 @@ class PriorRois(torch.utils.data.Dataset):
         visible_fn, tag = step1_visible(visible_from) if visible_from is not None else (None, "")
         self.rois = InstanceRois(data, split, shape.config.roi_size, shape.config.roi_enlarge, progress,
                                  limit_images, visible_fn, tag)
-        digest = config_digest({"weights": Path(shape_weights).resolve().as_posix(),
-                                "mtime": Path(shape_weights).stat().st_mtime_ns, "fit_steps": fit_steps})[:12]
-        path = self.rois.path.with_name(self.rois.path.stem + f"_priors_{digest}.npy")
+        key = _cache_key(shape_weights, fit_steps=fit_steps)
+        path = self.rois.path.with_name(f"{self.rois.path.stem}_priors_{key}.npy")
         if path.is_file():
             self.priors = np.load(path)
         else:
