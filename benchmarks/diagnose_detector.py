@@ -1,8 +1,12 @@
 """Where step 1 loses objects: localisation, masks or categories? The detector alone and with its crop
 head (step 1b), side by side on the same detections.
 
-    python benchmarks/diagnose_detector.py --data DATA [--limit 300] [--weights cpu-small]
+    python benchmarks/diagnose_detector.py --data DATA [--split test] [--limit 300] [--weights cpu-small]
+        [--other-crop-head LABEL=PATH ...] [--out JSON]
     -> benchmarks/results/detector_diagnosis.json
+
+``--other-crop-head`` scores other crop heads (e.g. candidates, or the previous release) on the same
+detections, as extra rows.
 
 The detections are grouped into objects (``crop_head.group_detections``: the box of a group's best
 detection). For every ground-truth object: is a detected object's box within IoU 0.5 of its box (the
@@ -42,15 +46,23 @@ def main() -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=300)
     parser.add_argument("--weights", default="cpu-small", help="pipeline folder or built-in name")
+    parser.add_argument("--other-crop-head", action="append", default=[], metavar="LABEL=PATH",
+                        help="also score this crop head on the same detections, as the row 'crop head, LABEL'")
+    parser.add_argument("--out", default=str(RESULTS / "detector_diagnosis.json"))
     args = parser.parse_args()
     folder = resolve_pipeline_dir(args.weights)
     detector = load_detector(folder / "detector.safetensors")
     head = load_crop_head(folder / "crop_head.safetensors")
+    heads = {"crop head": (head, False), "crop head + flip": (head, True)}
+    for item in args.other_crop_head:
+        label, _, path = item.partition("=")
+        heads[f"crop head, {label}"] = (load_crop_head(path), False)
     box_key = f"{detector.config.box_targets}_boxes"
     dataset = AmodalDataset(args.data, args.split)
     n = min(args.limit, len(dataset))
-    images, gt, dt = [], [], {"detector": [], "crop head": [], "crop head, top 3": [], "crop head + flip": []}
-    per_object = []  # (found, label right: detector, crop head, + flip, mask IoU: detector, crop head, + flip)
+    rows = ["detector", *heads]
+    images, gt, dt = [], [], {name: [] for name in [*rows, "crop head, top 3"]}
+    found, right, iou = [], {name: [] for name in rows}, {name: [] for name in rows}  # per matched object
     confusion = np.zeros((head.config.num_categories,) * 2, np.int64)
     for index in tqdm(range(n), desc="diagnose", unit="img"):
         image, target = dataset[index]
@@ -59,52 +71,47 @@ def main() -> int:
         with torch.no_grad():
             out, _ = detector([image])
         boxes, scores, labels, visible = out.boxes[0], out.scores[0], out.labels[0], out.visible_masks[0] > 0.5
-        look = second_look(head, image, boxes, scores)
-        flipped = second_look(head, image, boxes, scores, flip=True)
+        looks = {name: second_look(h, image, boxes, scores, flip=flip) for name, (h, flip) in heads.items()}
         for k in range(len(scores)):
             dt["detector"].append({"image_id": image_id, "category_id": int(labels[k]), "score": float(scores[k]),
                                    "segmentation": encode_rle(visible[k].numpy())})
-        for k in range(len(look.scores)):
-            segmentation = encode_rle((look.visible[k] > 0.5).numpy())
-            top = look.probs[k].topk(3)
-            for rank, (p, c) in enumerate(zip(top.values.tolist(), top.indices.tolist())):
-                row = {"image_id": image_id, "category_id": c + 1, "score": float(look.objectness[k]) * p,
-                       "segmentation": segmentation}
-                dt["crop head, top 3"].append(row)
-                if rank == 0:
-                    dt["crop head"].append(row)
-        for k in range(len(flipped.scores)):
-            dt["crop head + flip"].append({"image_id": image_id, "category_id": int(flipped.labels[k]),
-                                           "score": float(flipped.scores[k]),
-                                           "segmentation": encode_rle((flipped.visible[k] > 0.5).numpy())})
+        for name, look in looks.items():
+            for k in range(len(look.scores)):
+                segmentation = encode_rle((look.visible[k] > 0.5).numpy())
+                dt[name].append({"image_id": image_id, "category_id": int(look.labels[k]),
+                                 "score": float(look.scores[k]), "segmentation": segmentation})
+                if name == "crop head":
+                    top = look.probs[k].topk(3)
+                    dt["crop head, top 3"] += [{"image_id": image_id, "category_id": c + 1,
+                                                "score": float(look.objectness[k]) * p, "segmentation": segmentation}
+                                               for p, c in zip(top.values.tolist(), top.indices.tolist())]
         leaders, _ = group_detections(boxes, scores, head.config.group_iou)
         overlap = box_iou(target[box_key], boxes[leaders]) if len(leaders) else torch.zeros(len(target["labels"]), 0)
         for g, label in enumerate(target["labels"].tolist()):
             gt_visible = target["visible_masks"][g].bool()
             gt.append({"image_id": image_id, "category_id": label, "segmentation": encode_rle(gt_visible.numpy())})
-            if overlap.shape[1] == 0 or overlap[g].max() < 0.5:
-                per_object.append((0, 0, 0, 0, 0.0, 0.0, 0.0))
+            found.append(overlap.shape[1] > 0 and bool(overlap[g].max() >= 0.5))
+            if not found[-1]:
                 continue
             j = int(overlap[g].argmax())
-            confusion[label - 1, int(look.labels[j]) - 1] += 1
-            per_object.append((1, int(labels[leaders[j]]) == label, int(look.labels[j]) == label,
-                               int(flipped.labels[j]) == label,
-                               mask_iou(visible[leaders[j]].numpy(), gt_visible.numpy()),
-                               mask_iou((look.visible[j] > 0.5).numpy(), gt_visible.numpy()),
-                               mask_iou((flipped.visible[j] > 0.5).numpy(), gt_visible.numpy())))
-    found = np.array(per_object)
-    matched = found[found[:, 0] == 1]
+            confusion[label - 1, int(looks["crop head"].labels[j]) - 1] += 1
+            right["detector"].append(int(labels[leaders[j]]) == label)
+            iou["detector"].append(mask_iou(visible[leaders[j]].numpy(), gt_visible.numpy()))
+            for name, look in looks.items():
+                right[name].append(int(look.labels[j]) == label)
+                iou[name].append(mask_iou((look.visible[j] > 0.5).numpy(), gt_visible.numpy()))
+    found = np.array(found, dtype=float)
     category_ids = list(range(1, head.config.num_categories + 1))
 
     def agnostic(rows: list[dict]) -> list[dict]:
         return [{**r, "category_id": 1} for r in rows]
 
     results = {}
-    for i, name in enumerate(("detector", "crop head", "crop head + flip")):
+    for name in rows:
         results[name] = {
-            "category_accuracy": round(float(matched[:, 1 + i].mean()), 4),
-            "mean_mask_iou": round(float(matched[:, 4 + i].mean()), 4),
-            "mask_iou_at_least_0.5": round(float((matched[:, 4 + i] >= 0.5).mean()), 4),
+            "category_accuracy": round(float(np.mean(right[name])), 4),
+            "mean_mask_iou": round(float(np.mean(iou[name])), 4),
+            "mask_iou_at_least_0.5": round(float(np.mean(np.array(iou[name]) >= 0.5)), 4),
             "visible_ap": coco_mask_ap(images, gt, dt[name], category_ids),
             "class_agnostic_visible_ap": coco_mask_ap(images, agnostic(gt), agnostic(dt[name]), [1]),
         }
@@ -115,19 +122,20 @@ def main() -> int:
     names = [c["name"] for c in dataset.categories]
     report = {
         "benchmark": "step-1 diagnosis: localisation, masks, categories",
-        "command": "python benchmarks/diagnose_detector.py --data D --limit 300",
+        "command": f"python benchmarks/diagnose_detector.py --data D --split {args.split} --limit {args.limit}"
+                   + "".join(f" --other-crop-head {item}" for item in args.other_crop_head),
         "arguments": vars(args), "images": n, "objects": len(found),
-        "objects_with_a_box_iou_0.5": round(float(found[:, 0].mean()), 4),
+        "objects_with_a_box_iou_0.5": round(float(found.mean()), 4),
         "results": results,
         "crop_head_accuracy_per_category": {names[c]: round(float(confusion[c, c] / max(confusion[c].sum(), 1)), 3)
                                             for c in range(len(names))},
         "crop_head_confusion": {"categories": names, "rows_truth_columns_predicted": confusion.tolist()},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
     }
-    atomic_write_json(RESULTS / "detector_diagnosis.json", report, indent=2)
-    print(f"{n} images, {len(found)} objects; a box within IoU 0.5: {100 * found[:, 0].mean():.1f} %")
+    atomic_write_json(args.out, report, indent=2)
+    print(f"{n} images, {len(found)} objects; a box within IoU 0.5: {100 * found.mean():.1f} %")
     for name, r in results.items():
-        print(f"{name:16s} category accuracy {100 * r['category_accuracy']:.1f} %, mask IoU "
+        print(f"{name:24s} category accuracy {100 * r['category_accuracy']:.1f} %, mask IoU "
               f"{r['mean_mask_iou']:.3f} (>= 0.5: {100 * r['mask_iou_at_least_0.5']:.1f} %), visible AP50 "
               f"{r['visible_ap']['AP50']:.3f}, class-agnostic AP50 {r['class_agnostic_visible_ap']['AP50']:.3f}")
     print(f"crop head, three likeliest categories per object: visible AP50 "

@@ -5,7 +5,9 @@
         --refine-no-prior RUNS/refine_no_prior
 
 Each run folder holds ``model.safetensors`` + ``model.json`` and ``log.jsonl``; the training wall time
-(summed over start/resume segments) is stored in the JSON as ``extra.train_seconds``.
+(summed over start/resume segments) is stored in the JSON as ``extra.train_seconds``. A run that started
+from trained weights (``--init``, recorded in its ``config.yaml``) inherits their record: its time is
+added to theirs and their other entries (e.g. ``gpu_finetune``) are kept.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 from pathlib import Path
 
 import torch
+import yaml
 
 from amodal3d.engine.weights import load_weights, save_weights
 
@@ -39,6 +42,21 @@ def train_seconds(run: Path) -> float | None:
     return round(total + (last - segment_start), 1)
 
 
+def lineage(run: Path) -> dict:
+    """The ``extra`` of this run: its training time plus, for a run started ``--init`` from weights with a
+    JSON record, that record (times added, source runs chained)."""
+    seconds, name = train_seconds(run), run.name
+    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
+    init = (config or {}).get("init")
+    if not init or not Path(init).with_suffix(".json").is_file():
+        return {"train_seconds": seconds, "source_run": name}
+    before = json.loads(Path(init).with_suffix(".json").read_text()).get("extra", {})
+    if seconds is not None and before.get("train_seconds") is not None:
+        seconds = round(before["train_seconds"] + seconds, 1)
+    chain = f"{before.get('source_run', Path(init).name)}, then {name}"
+    return {**before, "train_seconds": seconds, "source_run": chain}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for stem in KINDS:
@@ -50,7 +68,7 @@ def main() -> None:
         run = Path(getattr(args, stem))
         state, config = load_weights(run / "model.safetensors", kind)
         info = json.loads((run / "model.json").read_text())
-        extra = {**info.get("extra", {}), "train_seconds": train_seconds(run), "source_run": run.name}
+        extra = {**info.get("extra", {}), **lineage(run)}
         save_weights(TARGET / stem, state, kind, config, dtype=torch.float16, extra=extra)
         print(stem, (TARGET / f"{stem}.safetensors").stat().st_size // 1024, "KiB")
 

@@ -25,6 +25,7 @@ from amodal3d.models.crop_head import (
     group_detections,
     load_crop_head,
     second_look,
+    soft_dice_loss,
 )
 from amodal3d.models.detector import DetectorConfig, DetectorPredictor, build_detector
 
@@ -97,6 +98,35 @@ def test_crop_head_learns_categories_and_masks():
         assert look.scores[0] <= 0.9 + 1e-6  # objectness x probability
     assert correct / 64 >= 0.9
     assert np.mean(ious) >= 0.8
+
+
+def test_soft_dice_loss_against_a_pixel_reference_and_its_gradient():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 8, 8, requires_grad=True)
+    targets = (torch.rand(3, 8, 8) > 0.6).float()
+    targets[2] = 0  # an empty mask stays finite
+    expected = []
+    for p, t in zip(torch.sigmoid(logits).tolist(), targets.tolist()):
+        p, t = np.array(p).ravel(), np.array(t).ravel()
+        expected.append(1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1))
+    loss = soft_dice_loss(logits, targets)
+    assert loss.item() == pytest.approx(np.mean(expected), abs=1e-6)
+    loss.backward()
+    # raising a logit on the target lowers the loss, raising one off it raises the loss
+    grad, on = logits.grad[0], targets[0] > 0
+    assert (grad[on] < 0).all() and (grad[~on] > 0).all()
+    perfect = torch.where(targets > 0, 20.0, -20.0)
+    assert soft_dice_loss(perfect, targets).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_dice_weight_adds_its_loss_term():
+    x = torch.rand(2, 5, 32, 32)
+    targets = {"labels": torch.tensor([1, 2]), "visible": (torch.rand(2, 32, 32) > 0.5).float()}
+    assert set(CropHead(TINY)({"x": x}, targets)[1]) == {"loss_crop_class", "loss_crop_mask"}
+    out, losses = CropHead(CropHeadConfig(**{**to_dict(TINY), "mask_dice": 0.5}))({"x": x}, targets)
+    expected = 0.5 * soft_dice_loss(out.mask_logits, targets["visible"])
+    assert losses["loss_crop_dice"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert losses["loss_crop_dice"].item() > 0
 
 
 def test_crop_samples_follow_the_ground_truth(tiny_dataset):

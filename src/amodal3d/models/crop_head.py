@@ -43,6 +43,7 @@ class CropHeadConfig:
     box_jitter: float = 0.07       # training: std of each box edge's shift, in box sizes
     label_smoothing: float = 0.05
     group_iou: float = 0.7         # detections of one object: box IoU above this
+    mask_dice: float = 0.0         # training: weight of a soft Dice term beside the mask's BCE
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,17 @@ class CropHead(nn.Module):
             losses["loss_crop_class"] = F.cross_entropy(class_logits, targets["labels"] - 1,
                                                         label_smoothing=self.config.label_smoothing)
             losses["loss_crop_mask"] = F.binary_cross_entropy_with_logits(mask_logits, targets["visible"])
+            if self.config.mask_dice > 0:
+                losses["loss_crop_dice"] = self.config.mask_dice * soft_dice_loss(mask_logits, targets["visible"])
         return CropHeadOutput(class_logits, mask_logits), losses
+
+
+def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Mean over N of ``1 - 2|P T| / (|P| + |T|)`` with P = sigmoid(``logits``) (N, S, S) and the 0/1
+    ``targets`` (N, S, S): an overlap loss that, unlike per-pixel BCE, weighs small masks like large
+    ones. ``eps`` keeps empty targets finite (an empty prediction of an empty target scores 0)."""
+    p, t = torch.sigmoid(logits).flatten(1), targets.flatten(1)
+    return (1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
 
 
 # ---------------------------------------------------------------------------------------------- inference

@@ -1,0 +1,47 @@
+"""scripts/ship_weights.py: the training record that shipped weights carry."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import yaml
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_weights.py"
+
+
+def _ship_weights():
+    spec = importlib.util.spec_from_file_location("ship_weights", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(folder: Path, events: list[tuple[str | None, float]], init: str | None = None) -> Path:
+    folder.mkdir()
+    lines = [json.dumps({"event": e, "time": t} if e else {"iteration": 1, "time": t}) for e, t in events]
+    (folder / "log.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "config.yaml").write_text(yaml.safe_dump({"init": init}))
+    return folder
+
+
+def test_train_seconds_skip_the_time_between_a_kill_and_the_resume(tmp_path):
+    ship = _ship_weights()
+    events = [("start", 0.0), (None, 50.0), ("resume", 1000.0), (None, 1030.0), ("finished", 1040.0)]
+    run = _run(tmp_path / "run", events)
+    assert ship.train_seconds(run) == 90.0
+    unfinished = _run(tmp_path / "unfinished", [("start", 0.0), (None, 50.0)])
+    assert ship.train_seconds(unfinished) is None
+
+
+def test_a_run_started_from_shipped_weights_inherits_their_record(tmp_path):
+    ship = _ship_weights()
+    before = tmp_path / "crop_head.json"
+    before.write_text(json.dumps({"extra": {"train_seconds": 100.0, "source_run": "first",
+                                            "gpu_finetune": {"train_seconds": 7.0}}}))
+    run = _run(tmp_path / "more", [("start", 0.0), ("finished", 25.0)], init=str(before.with_suffix(".safetensors")))
+    assert ship.lineage(run) == {"train_seconds": 125.0, "source_run": "first, then more",
+                                 "gpu_finetune": {"train_seconds": 7.0}}
+    fresh = _run(tmp_path / "fresh", [("start", 0.0), ("finished", 25.0)])
+    assert ship.lineage(fresh) == {"train_seconds": 25.0, "source_run": "fresh"}
