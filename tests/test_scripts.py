@@ -1,4 +1,4 @@
-"""scripts/ship_weights.py: the training record that shipped weights carry."""
+"""scripts/: the training record that shipped weights carry, and merging datasets."""
 
 from __future__ import annotations
 
@@ -45,3 +45,25 @@ def test_a_run_started_from_shipped_weights_inherits_their_record(tmp_path):
                                  "gpu_finetune": {"train_seconds": 7.0}}
     fresh = _run(tmp_path / "fresh", [("start", 0.0), ("finished", 25.0)])
     assert ship.lineage(fresh) == {"train_seconds": 25.0, "source_run": "fresh"}
+
+
+def test_merge_datasets_keeps_every_instance_with_unique_ids(tiny_dataset, tmp_path):
+    from amodal3d.cli import main as cli
+    from amodal3d.data.dataset import AmodalDataset
+
+    spec = importlib.util.spec_from_file_location("merge_datasets", SCRIPT.with_name("merge_datasets.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    merged = module.merge(tmp_path / "merged", [tiny_dataset, tiny_dataset], "train")
+    source = AmodalDataset(tiny_dataset, "train")
+    both = AmodalDataset(tmp_path / "merged", "train")
+    assert len(both) == 2 * len(source)
+    assert len({i["id"] for i in merged["images"]}) == len(merged["images"])
+    assert len({a["id"] for a in merged["annotations"]}) == len(merged["annotations"])
+    assert {a["mesh_id"].split("/")[0] for a in merged["annotations"]} == {"0", "1"}
+    image, target = source[0]
+    for k in (0, len(source)):
+        other_image, other_target = both[k]
+        assert (other_image == image).all() and (other_target["labels"] == target["labels"]).all()
+        assert (other_target["visible_masks"] == target["visible_masks"]).all()
+    assert cli(["validate", str(tmp_path / "merged")]) == 0
