@@ -22,12 +22,12 @@ import torch
 from tqdm import tqdm
 
 from amodal3d.data.dataset import AmodalDataset
+from amodal3d.evaluation.metrics import OCCLUSION_BIN_LABELS, occlusion_bin
 from amodal3d.io import atomic_write_json
 from amodal3d.models.crop_head import CropSamples, load_crop_head
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHIPPED = Path(__file__).resolve().parents[1] / "src" / "amodal3d" / "weights" / "cpu-small" / "crop_head.safetensors"
-BINS = ((0.0, 0.05), (0.05, 0.25), (0.25, 0.5), (0.5, 1.0))
 
 
 def score(head, dataset: AmodalDataset, limit: int, seed: int = 123) -> dict:
@@ -44,12 +44,12 @@ def score(head, dataset: AmodalDataset, limit: int, seed: int = 123) -> dict:
             union = (predicted | truth).flatten(1).sum(1)
             right += (out.class_logits.argmax(1) + 1 == targets["labels"]).tolist()
             iou += torch.where(union > 0, inter / union.clamp(min=1), 1.0).tolist()
-            rate += dataset[index][1]["occlude_rate"].tolist()
-    right, iou, rate = np.array(right, float), np.array(iou), np.array(rate)
+            rate += [a.get("occlude_rate", 0.0) for a in dataset.by_image.get(dataset.images[index]["id"], [])]
+    right, iou, bins = np.array(right, float), np.array(iou), occlusion_bin(np.array(rate))
     by_bin = {}
-    for low, high in BINS:
-        inside = (rate >= low) & ((rate < high) if high < 1.0 else (rate <= high))
-        by_bin[f"[{low}, {high}{']' if high == 1.0 else ')'}"] = {
+    for b, label in enumerate(OCCLUSION_BIN_LABELS):
+        inside = bins == b
+        by_bin[label] = {
             "count": int(inside.sum()),
             "category_accuracy": round(float(right[inside].mean()), 4) if inside.any() else None,
             "mask_iou": round(float(iou[inside].mean()), 4) if inside.any() else None}

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import yaml
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_weights.py"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def _ship_weights():
-    spec = importlib.util.spec_from_file_location("ship_weights", SCRIPT)
+def _script(name: str):
+    """Import ``scripts/NAME.py`` (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -27,7 +28,7 @@ def _run(folder: Path, events: list[tuple[str | None, float]], init: str | None 
 
 
 def test_train_seconds_skip_the_time_between_a_kill_and_the_resume(tmp_path):
-    ship = _ship_weights()
+    ship = _script("ship_weights")
     events = [("start", 0.0), (None, 50.0), ("resume", 1000.0), (None, 1030.0), ("finished", 1040.0)]
     run = _run(tmp_path / "run", events)
     assert ship.train_seconds(run) == 90.0
@@ -36,7 +37,7 @@ def test_train_seconds_skip_the_time_between_a_kill_and_the_resume(tmp_path):
 
 
 def test_a_run_started_from_shipped_weights_inherits_their_record(tmp_path):
-    ship = _ship_weights()
+    ship = _script("ship_weights")
     before = tmp_path / "crop_head.json"
     before.write_text(json.dumps({"extra": {"train_seconds": 100.0, "source_run": "first",
                                             "gpu_finetune": {"train_seconds": 7.0}}}))
@@ -51,10 +52,7 @@ def test_merge_datasets_keeps_every_instance_with_unique_ids(tiny_dataset, tmp_p
     from amodal3d.cli import main as cli
     from amodal3d.data.dataset import AmodalDataset
 
-    spec = importlib.util.spec_from_file_location("merge_datasets", SCRIPT.with_name("merge_datasets.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    merged = module.merge(tmp_path / "merged", [tiny_dataset, tiny_dataset], "train")
+    merged = _script("merge_datasets").merge(tmp_path / "merged", [tiny_dataset, tiny_dataset], "train")
     source = AmodalDataset(tiny_dataset, "train")
     both = AmodalDataset(tmp_path / "merged", "train")
     assert len(both) == 2 * len(source)
