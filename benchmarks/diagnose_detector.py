@@ -13,8 +13,10 @@ detection). For every ground-truth object: is a detected object's box within IoU
 kind of box the detector was trained on)? For the detected object that overlaps it most: is its
 category right, and how well does its visible mask fit (IoU)? Then COCO visible-mask AP50 with
 categories and class-agnostic (every label set to one), which separates what categories cost from what
-masks and localisation cost. Detections are kept at
-score >= 0.05 (the detector's own floor) so that AP sees the whole ranking.
+masks and localisation cost. Detections are kept at score >= 0.05 (the detector's own floor) so that
+AP sees the whole ranking. The crop head scores an object by objectness x p(label) x the quality of its
+mask (``crop_head.mask_quality``); the row "objectness x p(label) only" is the same head ranked without
+that factor (categories and masks identical, only AP can differ).
 """
 
 from __future__ import annotations
@@ -53,10 +55,11 @@ def main() -> int:
     folder = resolve_pipeline_dir(args.weights)
     detector = load_detector(folder / "detector.safetensors")
     head = load_crop_head(folder / "crop_head.safetensors")
-    heads = {"crop head": (head, False), "crop head + flip": (head, True)}
+    heads = {"crop head": (head, False, True), "crop head + flip": (head, True, True),
+             "crop head, objectness x p(label) only": (head, False, False)}
     for item in args.other_crop_head:
         label, _, path = item.partition("=")
-        heads[f"crop head, {label}"] = (load_crop_head(path), False)
+        heads[f"crop head, {label}"] = (load_crop_head(path), False, True)
     box_key = f"{detector.config.box_targets}_boxes"
     dataset = AmodalDataset(args.data, args.split)
     n = min(args.limit, len(dataset))
@@ -71,7 +74,8 @@ def main() -> int:
         with torch.no_grad():
             out, _ = detector([image])
         boxes, scores, labels, visible = out.boxes[0], out.scores[0], out.labels[0], out.visible_masks[0] > 0.5
-        looks = {name: second_look(h, image, boxes, scores, flip=flip) for name, (h, flip) in heads.items()}
+        looks = {name: second_look(h, image, boxes, scores, flip=flip, rescore=rescore)
+                 for name, (h, flip, rescore) in heads.items()}
         for k in range(len(scores)):
             dt["detector"].append({"image_id": image_id, "category_id": int(labels[k]), "score": float(scores[k]),
                                    "segmentation": encode_rle(visible[k].numpy())})
@@ -83,7 +87,8 @@ def main() -> int:
                 if name == "crop head":
                     top = look.probs[k].topk(3)
                     dt["crop head, top 3"] += [{"image_id": image_id, "category_id": c + 1,
-                                                "score": float(look.objectness[k]) * p, "segmentation": segmentation}
+                                                "score": float(look.objectness[k] * look.quality[k]) * p,
+                                                "segmentation": segmentation}
                                                for p, c in zip(top.values.tolist(), top.indices.tolist())]
         leaders, _ = group_detections(boxes, scores, head.config.group_iou)
         overlap = box_iou(target[box_key], boxes[leaders]) if len(leaders) else torch.zeros(len(target["labels"]), 0)

@@ -24,12 +24,63 @@ from amodal3d.models.crop_head import (
     crop_inputs,
     group_detections,
     load_crop_head,
+    mask_quality,
+    maskness,
     second_look,
     soft_dice_loss,
+    unclaimed_fraction,
 )
 from amodal3d.models.detector import DetectorConfig, DetectorPredictor, build_detector
 
 TINY = CropHeadConfig(num_categories=2, width=8, roi_size=32)
+
+
+def test_maskness_by_hand():
+    probs = torch.zeros(3, 4, 4)
+    probs[0, :2] = 0.9          # 8 confident pixels
+    probs[0, 2:] = 0.2          # outside the mask: ignored
+    probs[1, 0, :2] = torch.tensor([0.6, 1.0])
+    assert maskness(probs).tolist() == pytest.approx([0.9, 0.8, 0.0])  # empty mask: 0
+
+
+def test_unclaimed_fraction_against_a_pixel_loop():
+    generator = torch.Generator().manual_seed(3)
+    masks = torch.rand(6, 9, 9, generator=generator) > 0.6
+    masks[4] = masks[1]                                   # an exact duplicate of a better-scored mask
+    masks[5] = False                                      # an empty mask
+    scores = torch.tensor([0.9, 0.8, 0.1, 0.5, 0.3, 0.95])
+    fraction = unclaimed_fraction(masks, scores)
+    for i in range(6):
+        above = [j for j in range(6) if scores[j] > scores[i]]
+        claimed = masks[above].any(0) if above else torch.zeros(9, 9, dtype=torch.bool)
+        area = int(masks[i].sum())
+        expected = 1.0 if area == 0 else 1 - int((masks[i] & claimed).sum()) / area
+        assert float(fraction[i]) == pytest.approx(expected)
+    assert fraction[4] == 0 and fraction[0] == 1           # the duplicate is fully claimed, the best is free
+
+
+def test_mask_quality_ranks_a_duplicate_below_a_second_object():
+    probs = torch.zeros(3, 8, 8)
+    probs[0, :4, :4] = 0.95     # object A
+    probs[1, :4, :4] = 0.9      # a duplicate of A
+    probs[2, 4:, 4:] = 0.7      # object B, a less confident mask
+    quality = mask_quality(probs, torch.tensor([0.8, 0.8, 0.6]))
+    assert quality.tolist() == pytest.approx([0.95, 0.0, 0.7])
+
+
+def test_second_look_without_rescoring_scores_objectness_times_probability():
+    torch.manual_seed(0)
+    head = CropHead(TINY).eval()
+    image = torch.rand(3, 40, 40)
+    boxes = torch.tensor([[2.0, 2, 20, 20], [18, 15, 38, 36]])
+    scores = torch.tensor([0.9, 0.6])
+    plain = second_look(head, image, boxes, scores, rescore=False)
+    assert plain.quality.tolist() == [1.0, 1.0]
+    assert torch.allclose(plain.scores, plain.objectness * plain.probs.max(1).values)
+    rescored = second_look(head, image, boxes, scores)
+    assert torch.allclose(rescored.scores, plain.scores * rescored.quality)
+    assert rescored.labels.tolist() == plain.labels.tolist()
+    assert torch.equal(rescored.visible, plain.visible)
 
 
 def test_group_detections_by_hand():
@@ -95,7 +146,9 @@ def test_crop_head_learns_categories_and_masks():
         correct += int(look.labels[0] == labels[i])
         predicted = look.visible[0] > 0.5
         ious.append(float((predicted & (masks[i] > 0)).sum() / (predicted | (masks[i] > 0)).sum()))
-        assert look.scores[0] <= 0.9 + 1e-6  # objectness x probability
+        # objectness x probability x mask quality
+        assert look.scores[0] == pytest.approx(0.9 * float(look.probs[0].max() * look.quality[0]))
+        assert look.quality[0] == pytest.approx(float(maskness(look.visible)[0]))  # alone: nothing claimed
     assert correct / 64 >= 0.9
     assert np.mean(ious) >= 0.8
 

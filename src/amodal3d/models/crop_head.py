@@ -9,7 +9,8 @@ the same time.
 
 ``second_look`` groups the detector's class-specific detections into objects (class-agnostic grouping
 by box IoU; objectness = the group's summed class scores, i.e. about 1 - p(background) of the
-proposal), then re-labels and re-segments each object with the head. Training: :func:`train_crop_head`
+proposal), then re-labels and re-segments each object with the head, and scores it by objectness, the
+label's probability and the quality of its mask (:func:`mask_quality`). Training: :func:`train_crop_head`
 on ground-truth boxes jittered like detections (``box_jitter``), with the detector's augmentation.
 """
 
@@ -146,35 +147,69 @@ def group_detections(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: f
     return torch.tensor(leaders, device=scores.device), torch.stack(objectness)
 
 
+def maskness(probs: torch.Tensor) -> torch.Tensor:
+    """(G, H, W) mask probabilities -> (G,) the mean probability over each mask's pixels (p > 0.5); 0 for
+    an empty mask. A confident mask is near 1, a hesitant one near 0.5."""
+    inside = probs > 0.5
+    return (probs * inside).flatten(1).sum(1) / inside.flatten(1).sum(1).clamp_min(1)
+
+
+def unclaimed_fraction(masks: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """(G, H, W) bool masks ranked by ``scores`` (G,) -> (G,) the fraction of each mask not already
+    covered by the masks ranked above it (1 for an empty mask). Visible masks of different objects do
+    not overlap, so a mask mostly claimed by better-scored ones is most likely a duplicate or a part."""
+    flat = masks.flatten(1).float()
+    claimed = flat.new_zeros(flat.shape[1:])
+    fraction = torch.ones(len(scores), device=scores.device)
+    for i in torch.argsort(scores, descending=True, stable=True).tolist():
+        area = flat[i].sum()
+        if area > 0:
+            fraction[i] = 1 - (flat[i] * claimed).sum() / area
+        claimed = torch.maximum(claimed, flat[i])
+    return fraction
+
+
+def mask_quality(probs: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """(G, H, W) visible-mask probabilities of objects with ``scores`` (G,) -> (G,) factor in [0, 1]:
+    :func:`maskness` x :func:`unclaimed_fraction` (ranked by score x maskness), which ranks duplicates,
+    parts and hesitant masks below whole objects (COCO AP counts every duplicate as a false positive)."""
+    confidence = maskness(probs)
+    return confidence * unclaimed_fraction(probs > 0.5, scores * confidence)
+
+
 @dataclass(frozen=True)
 class SecondLook:
     leaders: torch.Tensor   # (G,) index of each object's leading detection
     boxes: torch.Tensor     # (G, 4)
     labels: torch.Tensor    # (G,) category ids
     objectness: torch.Tensor  # (G,) summed detector scores of the group (at most 1)
-    scores: torch.Tensor    # (G,) objectness x the head's probability of the label
+    quality: torch.Tensor   # (G,) mask_quality of the visible masks (ones without ``rescore``)
+    scores: torch.Tensor    # (G,) objectness x the head's probability of the label x quality
     probs: torch.Tensor     # (G, num_categories) the head's category probabilities (id = column + 1)
     visible: torch.Tensor   # (G, H, W) visible-mask probabilities at image resolution
 
 
 @torch.no_grad()
 def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor,
-                min_objectness: float = 0.0, flip: bool = False) -> SecondLook:
+                min_objectness: float = 0.0, flip: bool = False, rescore: bool = True) -> SecondLook:
     """Re-label and re-segment the detections (``boxes`` (N, 4), ``scores`` (N,)) of ``image``
     (3, H, W) in [0, 1]: one entry per object (see :func:`group_detections`) whose objectness reaches
     ``min_objectness`` (the head runs on those only). ``flip``: also read each crop mirrored and
-    average the two readings (category probabilities, mask logits mirrored back)."""
+    average the two readings (category probabilities, mask logits mirrored back). ``rescore``: weigh
+    each score by the :func:`mask_quality` of the objects kept (otherwise objectness x p(label))."""
     height, width = image.shape[-2:]
     leaders, objectness = group_detections(boxes, scores, head.config.group_iou)
     keep = objectness >= min_objectness
     leaders, objectness = leaders[keep], objectness[keep]
     if len(leaders) == 0:
         probs = scores.new_zeros((0, head.config.num_categories))
-        return SecondLook(leaders, boxes[:0], leaders, scores[:0], scores[:0], probs,
+        return SecondLook(leaders, boxes[:0], leaders, scores[:0], scores[:0], scores[:0], probs,
                           image.new_zeros((0, height, width)))
     probs, visible = read_crops(head, image, boxes[leaders], flip)
     best, index = probs.max(1)
-    return SecondLook(leaders, boxes[leaders], index + 1, objectness, objectness * best, probs, visible)
+    quality = mask_quality(visible, objectness * best) if rescore else torch.ones_like(best)
+    return SecondLook(leaders, boxes[leaders], index + 1, objectness, quality, objectness * best * quality,
+                      probs, visible)
 
 
 @torch.no_grad()
