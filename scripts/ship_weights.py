@@ -44,13 +44,17 @@ def train_seconds(run: Path) -> float | None:
 
 def lineage(run: Path) -> dict:
     """The ``extra`` of this run: its training time plus, for a run started ``--init`` from weights with a
-    JSON record, that record (times added, source runs chained)."""
+    JSON record, that record (times added, source runs chained); an init that is another run's
+    ``model.safetensors`` brings that run's own lineage."""
     seconds, name = train_seconds(run), run.name
     config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
     init = (config or {}).get("init")
-    if not init or not Path(init).with_suffix(".json").is_file():
+    if init and Path(init).name == "model.safetensors" and (Path(init).parent / "config.yaml").is_file():
+        before = lineage(Path(init).parent)
+    elif init and Path(init).with_suffix(".json").is_file():
+        before = json.loads(Path(init).with_suffix(".json").read_text()).get("extra", {})
+    else:
         return {"train_seconds": seconds, "source_run": name}
-    before = json.loads(Path(init).with_suffix(".json").read_text()).get("extra", {})
     if seconds is not None and before.get("train_seconds") is not None:
         seconds = round(before["train_seconds"] + seconds, 1)
     chain = f"{before.get('source_run', Path(init).name)}, then {name}"

@@ -46,6 +46,11 @@ def test_a_run_started_from_shipped_weights_inherits_their_record(tmp_path):
                                  "gpu_finetune": {"train_seconds": 7.0}}
     fresh = _run(tmp_path / "fresh", [("start", 0.0), ("finished", 25.0)])
     assert ship.lineage(fresh) == {"train_seconds": 25.0, "source_run": "fresh"}
+    # a run started from another run's weights (not yet shipped) brings that run's whole lineage
+    (run / "model.json").write_text(json.dumps({"extra": {}}))
+    further = _run(tmp_path / "further", [("start", 0.0), ("finished", 5.0)], init=str(run / "model.safetensors"))
+    assert ship.lineage(further) == {"train_seconds": 130.0, "source_run": "first, then more, then further",
+                                     "gpu_finetune": {"train_seconds": 7.0}}
 
 
 def test_merge_datasets_keeps_every_instance_with_unique_ids(tiny_dataset, tmp_path):
