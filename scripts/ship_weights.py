@@ -42,6 +42,15 @@ def train_seconds(run: Path) -> float | None:
     return round(total + (last - segment_start), 1)
 
 
+def run_start(run: Path) -> float | None:
+    """Time (epoch seconds) of the run's first logged record, None without a log."""
+    log = run / "log.jsonl"
+    if not log.is_file():
+        return None
+    first = next((line for line in log.read_text().splitlines() if line.strip()), None)
+    return json.loads(first).get("time") if first else None
+
+
 def lineage(run: Path) -> dict:
     """The ``extra`` of this run: its training time plus, for a run started ``--init`` from weights with a
     JSON record, that record (times added, source runs chained); an init that is another run's
@@ -52,7 +61,12 @@ def lineage(run: Path) -> dict:
     if init and Path(init).name == "model.safetensors" and (Path(init).parent / "config.yaml").is_file():
         before = lineage(Path(init).parent)
     elif init and Path(init).with_suffix(".json").is_file():
-        before = json.loads(Path(init).with_suffix(".json").read_text()).get("extra", {})
+        record = Path(init).with_suffix(".json")
+        started = run_start(run)
+        if started is not None and record.stat().st_mtime > started:
+            raise SystemExit(f"{run}: its --init record {record} was rewritten after the run started (shipped "
+                             "again?); point the run's config.yaml 'init' at a copy of the weights it started from")
+        before = json.loads(record.read_text()).get("extra", {})
     else:
         return {"train_seconds": seconds, "source_run": name}
     if seconds is not None and before.get("train_seconds") is not None:

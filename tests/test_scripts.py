@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -41,14 +43,21 @@ def test_a_run_started_from_shipped_weights_inherits_their_record(tmp_path):
     before = tmp_path / "crop_head.json"
     before.write_text(json.dumps({"extra": {"train_seconds": 100.0, "source_run": "first",
                                             "gpu_finetune": {"train_seconds": 7.0}}}))
-    run = _run(tmp_path / "more", [("start", 0.0), ("finished", 25.0)], init=str(before.with_suffix(".safetensors")))
+    now = time.time() + 10  # runs start after the record was written, as they do
+    init = str(before.with_suffix(".safetensors"))
+    run = _run(tmp_path / "more", [("start", now), ("finished", now + 25.0)], init=init)
     assert ship.lineage(run) == {"train_seconds": 125.0, "source_run": "first, then more",
                                  "gpu_finetune": {"train_seconds": 7.0}}
     fresh = _run(tmp_path / "fresh", [("start", 0.0), ("finished", 25.0)])
     assert ship.lineage(fresh) == {"train_seconds": 25.0, "source_run": "fresh"}
+    # a record rewritten after the run started (the weights shipped again) is not the one it started from
+    rewritten = _run(tmp_path / "rewritten", [("start", 1.0), ("finished", 2.0)], init=init)
+    with pytest.raises(SystemExit, match="rewritten after the run started"):
+        ship.lineage(rewritten)
     # a run started from another run's weights (not yet shipped) brings that run's whole lineage
     (run / "model.json").write_text(json.dumps({"extra": {}}))
-    further = _run(tmp_path / "further", [("start", 0.0), ("finished", 5.0)], init=str(run / "model.safetensors"))
+    further = _run(tmp_path / "further", [("start", now + 30), ("finished", now + 35)],
+                   init=str(run / "model.safetensors"))
     assert ship.lineage(further) == {"train_seconds": 130.0, "source_run": "first, then more, then further",
                                      "gpu_finetune": {"train_seconds": 7.0}}
 
