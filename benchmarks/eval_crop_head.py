@@ -22,12 +22,13 @@ import torch
 from tqdm import tqdm
 
 from amodal3d.data.dataset import AmodalDataset
-from amodal3d.evaluation.metrics import OCCLUSION_BIN_LABELS, occlusion_bin
+from amodal3d.evaluation.metrics import OCCLUSION_BIN_LABELS, occlusion_bin, paired_iou
 from amodal3d.io import atomic_write_json
 from amodal3d.models.crop_head import CropSamples, load_crop_head
+from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SHIPPED = Path(__file__).resolve().parents[1] / "src" / "amodal3d" / "weights" / "cpu-small" / "crop_head.safetensors"
+SHIPPED = resolve_pipeline_dir("cpu-small") / "crop_head.safetensors"
 
 
 def score(head, dataset: AmodalDataset, limit: int, seed: int = 123) -> dict:
@@ -39,11 +40,8 @@ def score(head, dataset: AmodalDataset, limit: int, seed: int = 123) -> dict:
         for index in tqdm(range(min(limit, len(dataset))), desc="crop head", unit="img", leave=False):
             inputs, targets = crops[index]
             out, _ = head.eval()(inputs)
-            predicted, truth = out.mask_logits > 0, targets["visible"] > 0.5
-            inter = (predicted & truth).flatten(1).sum(1)
-            union = (predicted | truth).flatten(1).sum(1)
             right += (out.class_logits.argmax(1) + 1 == targets["labels"]).tolist()
-            iou += torch.where(union > 0, inter / union.clamp(min=1), 1.0).tolist()
+            iou += paired_iou((out.mask_logits > 0).numpy(), (targets["visible"] > 0.5).numpy()).tolist()
             rate += [a.get("occlude_rate", 0.0) for a in dataset.by_image.get(dataset.images[index]["id"], [])]
     right, iou, bins = np.array(right, float), np.array(iou), occlusion_bin(np.array(rate))
     by_bin = {}

@@ -26,10 +26,15 @@ KINDS = {"detector": "detector", "crop_head": "crop-head", "maskrcnn_amodal": "d
          "refine": "refine", "refine_no_prior": "refine"}
 
 
+def log_records(run: Path) -> list[dict]:
+    """The records of the run's ``log.jsonl``."""
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+
+
 def train_seconds(run: Path) -> float | None:
     """Active training time: the sum over the run's segments (a start or resume event to the last record
     before the next one), so time between a kill and the resume is not counted."""
-    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    records = log_records(run)
     if not any(r.get("event") == "finished" for r in records):
         return None
     total, segment_start, last = 0.0, None, None
@@ -40,15 +45,6 @@ def train_seconds(run: Path) -> float | None:
             segment_start = record["time"]
         last = record["time"]
     return round(total + (last - segment_start), 1)
-
-
-def run_start(run: Path) -> float | None:
-    """Time (epoch seconds) of the run's first logged record, None without a log."""
-    log = run / "log.jsonl"
-    if not log.is_file():
-        return None
-    first = next((line for line in log.read_text().splitlines() if line.strip()), None)
-    return json.loads(first).get("time") if first else None
 
 
 def lineage(run: Path) -> dict:
@@ -62,8 +58,8 @@ def lineage(run: Path) -> dict:
         before = lineage(Path(init).parent)
     elif init and Path(init).with_suffix(".json").is_file():
         record = Path(init).with_suffix(".json")
-        started = run_start(run)
-        if started is not None and record.stat().st_mtime > started:
+        records = log_records(run)
+        if records and record.stat().st_mtime > records[0]["time"]:
             raise SystemExit(f"{run}: its --init record {record} was rewritten after the run started (shipped "
                              "again?); point the run's config.yaml 'init' at a copy of the weights it started from")
         before = json.loads(record.read_text()).get("extra", {})

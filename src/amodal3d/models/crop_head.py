@@ -158,14 +158,12 @@ def unclaimed_fraction(masks: torch.Tensor, scores: torch.Tensor) -> torch.Tenso
     """(G, H, W) bool masks ranked by ``scores`` (G,) -> (G,) the fraction of each mask not already
     covered by the masks ranked above it (1 for an empty mask). Visible masks of different objects do
     not overlap, so a mask mostly claimed by better-scored ones is most likely a duplicate or a part."""
-    flat = masks.flatten(1).float()
-    claimed = flat.new_zeros(flat.shape[1:])
+    order = torch.argsort(scores, descending=True, stable=True)
+    ranked = masks.flatten(1)[order].float()                                    # (G, H*W) best first
+    claimed = torch.cat([torch.zeros_like(ranked[:1]), ranked.cummax(0).values[:-1]])  # union of those above
+    area = ranked.sum(1)
     fraction = torch.ones(len(scores), device=scores.device)
-    for i in torch.argsort(scores, descending=True, stable=True).tolist():
-        area = flat[i].sum()
-        if area > 0:
-            fraction[i] = 1 - (flat[i] * claimed).sum() / area
-        claimed = torch.maximum(claimed, flat[i])
+    fraction[order] = torch.where(area > 0, 1 - (ranked * claimed).sum(1) / area.clamp_min(1), 1.0)
     return fraction
 
 
