@@ -84,6 +84,29 @@ def test_refined_mask_keeps_the_visible_region_and_edge_band_is_a_ring():
     assert band[6, 15] == 1 and band[15, 15] == 0 and band[0, 0] == 0
 
 
+def test_no_prior_ablation_differs_in_its_input_only():
+    """a3d-no-prior sees no prior, yet trains on A3D's loss: weighted on the prior's edge band too."""
+    torch.manual_seed(0)
+    with_prior = RefineNet(REFINE).eval()
+    ablation = RefineNet(RefineConfig(width=8, use_prior=False)).eval()
+    ablation.load_state_dict(with_prior.state_dict())
+    roi = torch.rand(1, 6, 32, 32).round()
+    roi[0, 3] = 0
+    roi[0, 3, 8:20, 8:20] = 1
+    prior = torch.zeros(1, 32, 32)
+    prior[0, 4:28, 4:28] = 1
+    targets = {"amodal": torch.zeros(1, 32, 32)}
+    out, losses = ablation({"x": refine_inputs(roi, prior)}, targets)
+    blind, _ = ablation({"x": refine_inputs(roi, torch.zeros_like(prior))})
+    assert torch.equal(out.logits, blind.logits)  # the prior does not reach the prediction
+    band = prior_edge_band(prior, REFINE.edge_band)
+    expected = region_loss(out.logits, targets["amodal"], roi[:, 3], roi[:, 4], band, REFINE)
+    no_band = region_loss(out.logits, targets["amodal"], roi[:, 3], roi[:, 4], torch.zeros_like(band), REFINE)
+    assert torch.allclose(losses["loss_refine"], expected) and not torch.allclose(expected, no_band)
+    seen, _ = with_prior({"x": refine_inputs(roi, prior)})
+    assert not torch.equal(seen.logits, out.logits)  # while A3D's prediction does depend on it
+
+
 @pytest.mark.parametrize("mode", ["a3d", "a3d-no-prior", "a3d-no-refine", "prior-only"])
 def test_segmenter_given_visible(pipeline_dir, mode):
     segmenter = AmodalSegmenter.from_pretrained(pipeline_dir, mode=mode)
@@ -239,6 +262,19 @@ def test_shape_and_refine_training_resume(tiny_dataset, tmp_path):
     assert main(["train", "refine", "--data", str(tiny_dataset), "--shape-weights", str(run / "model.safetensors"),
                  "--out", str(refine), "--max-iters", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]) == 0
     assert (refine / "model.safetensors").is_file() and (refine / "model.json").is_file()
+    # The refinement fine-tunes from given weights too (lr ~0: they stay, whatever the seed).
+    tuned_refine = tmp_path / "tuned_refine"
+    assert main(["train", "refine", "--data", str(tiny_dataset), "--shape-weights", str(run / "model.safetensors"),
+                 "--out", str(tuned_refine), "--init", str(refine / "model.safetensors"), "--max-iters", "1",
+                 "--batch-size", "4", "--lr", "1e-12", "--warmup-iters", "0", "--seed", "5", "--threads", "1",
+                 "--device", "cpu", "--quiet"]) == 0
+    before, _ = load_weights(refine / "model.safetensors", "refine")
+    after, _ = load_weights(tuned_refine / "model.safetensors", "refine")
+    assert before.keys() == after.keys()
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+    assert main(["train", "refine", "--data", str(tiny_dataset), "--shape-weights", str(run / "model.safetensors"),
+                 "--out", str(tmp_path / "refused"), "--init", str(run / "model.safetensors"), "--device", "cpu",
+                 "--quiet"]) == 2  # shape weights are not a refinement net
     # Priors fitted by render-and-compare are cached apart from the plain ones (and reloaded as written).
     plain = PriorRois(tiny_dataset, "train", run / "model.safetensors", progress=False)
     fitted = PriorRois(tiny_dataset, "train", run / "model.safetensors", fit_steps=2, progress=False)

@@ -38,7 +38,7 @@ def register(sub, train_sub) -> None:
 
 
 def add_training_flags(p) -> None:
-    """Flags shared by ``train detector`` and ``train crop-head``."""
+    """Flags shared by ``train detector``, ``train crop-head`` and ``train refine``."""
     p.add_argument("--data", required=True, help="dataset folder (annotations/ and images/)")
     p.add_argument("--out", required=True, help="run folder; an existing run there is resumed")
     p.add_argument("--init", default=None, metavar="WEIGHTS",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 from pathlib import Path
 
+from amodal3d.commands.detector import add_training_flags, training_overrides
 from amodal3d.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -41,20 +43,14 @@ def register(sub, train_sub) -> None:
 
     p = train_sub.add_parser("refine", help="train step 5 on the priors of a trained shape model; resumable",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True)
+    add_training_flags(p)
     p.add_argument("--shape-weights", required=True, help="trained shape model (.safetensors)")
-    p.add_argument("--out", required=True)
     p.add_argument("--config", default=None, help="YAML with 'model' (RefineConfig) and 'train' sections")
     p.add_argument("--no-prior", action="store_true", help="ablation a3d-no-prior: same net, prior zeroed")
     p.add_argument("--visible-from", default=None, metavar="CROP_HEAD",
                    help="train on the visible masks this crop head (.safetensors) reads from ground-truth boxes "
                         "jittered like detections, as step 1 gives them at test time, instead of the true ones")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--max-iters", type=int, default=None)
     p.add_argument("--limit-images", type=int, default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_train_refine)
 
     p = train_sub.add_parser("all", help="stages 1 -> 2-4 -> 5 in order, resumable at any stage",
@@ -121,12 +117,17 @@ def cmd_predict(args) -> int:
 
 
 def cmd_train_refine(args) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cmd_train_detector
+    import torch
+
     from amodal3d.models.refine_train import load_experiment, train_refine
 
-    experiment = load_experiment(args.config, {"epochs": args.epochs, "batch_size": args.batch_size,
-                                               "max_iters": args.max_iters, "no_prior": args.no_prior})
+    experiment = load_experiment(args.config, {**training_overrides(args), "no_prior": args.no_prior})
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(train_refine(args.data, args.out, args.shape_weights, experiment, device=args.device,
-                       limit_images=args.limit_images, progress=not args.quiet, visible_from=args.visible_from))
+                       limit_images=args.limit_images, progress=not args.quiet, visible_from=args.visible_from,
+                       init=args.init))
     return 0
 
 

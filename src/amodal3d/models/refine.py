@@ -5,7 +5,8 @@ inside-image mask -> amodal mask logits. Region-specific: inside the visible mas
 the visible mask (the visible boundary is trusted); outside it the network refines the prior, with
 the loss weighted up on the occluded region and on a band around the prior's edge.
 ``use_prior=False`` gives the ablation ``a3d-no-prior``: the same network with the prior channel
-zeroed, i.e. a purely 2D completion head of the same size.
+zeroed, i.e. a purely 2D completion head of the same size, trained with the same loss (its edge band
+still comes from the prior, so that the two differ in their input only).
 """
 
 from __future__ import annotations
@@ -88,9 +89,9 @@ class RefineNet(nn.Module):
 
     def forward(self, inputs: dict, targets: dict | None = None) -> tuple[RefineOutput, dict]:
         x = inputs["x"]
-        if not self.config.use_prior:
-            x = torch.cat([x[:, :4], torch.zeros_like(x[:, 4:5]), x[:, 5:]], dim=1)
         visible, prior, occluder = x[:, 3], x[:, 4], x[:, 5]
+        if not self.config.use_prior:  # the input only: the loss keeps the prior's edge band (same objective)
+            x = torch.cat([x[:, :4], torch.zeros_like(x[:, 4:5]), x[:, 5:]], dim=1)
         e1 = self.enc1(x)
         e2 = self.enc2(F.max_pool2d(e1, 2))
         e3 = self.enc3(F.max_pool2d(e2, 2))

@@ -18,7 +18,7 @@ from amodal3d.engine.config import load_experiment as load_config_experiment
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer
-from amodal3d.engine.weights import config_digest, load_model
+from amodal3d.engine.weights import config_digest, init_from, load_model
 from amodal3d.io import atomic_write_bytes
 from amodal3d.models.crop_head import jitter_boxes, load_crop_head, read_visible
 from amodal3d.models.refine import RefineConfig, RefineNet, refine_inputs
@@ -107,19 +107,25 @@ def collate_refine(batch: list) -> tuple[dict, dict]:
 
 def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, experiment: RefineExperiment,
                  split: str = "train", device: str = "auto", limit_images: int | None = None,
-                 progress: bool = True, visible_from: str | Path | None = None) -> Path:
+                 progress: bool = True, visible_from: str | Path | None = None,
+                 init: str | Path | None = None) -> Path:
     """Train (or resume) the refinement net on the priors of ``shape_weights``; writes
     ``OUT/model.safetensors`` + ``model.json``. Returns the weights path. ``visible_from``: train on
-    the visible masks this crop head predicts (step 1's kind of input) instead of the true ones."""
+    the visible masks this crop head predicts (step 1's kind of input) instead of the true ones.
+    ``init``: start from a trained refinement net of the same configuration (fine-tuning); a checkpoint
+    in ``out`` takes precedence."""
     info = init_distributed(device)
     try:
         dataset = PriorRois(data, split, shape_weights, experiment.model.prior_fit_steps, progress and info.is_main,
                             limit_images, visible_from)
         seed_everything(experiment.train.seed)
         model = RefineNet(experiment.model)
+        if init is not None:
+            init_from(model, init, WEIGHTS_KIND)
         run_config = {"model": to_dict(experiment.model), "train": to_dict(experiment.train), "data": str(data),
                       "shape_weights": str(shape_weights),
-                      "visible_from": None if visible_from is None else str(visible_from)}
+                      "visible_from": None if visible_from is None else str(visible_from),
+                      "init": None if init is None else str(init)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_refine,
                           run_config=run_config, progress=progress, desc="refine")
         return trainer.fit_and_export(WEIGHTS_KIND, to_dict(experiment.model))
