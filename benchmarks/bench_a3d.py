@@ -113,6 +113,9 @@ def combine(detector_weights: dict[str, Path]) -> None:
                 "a3d_minus_maskrcnn_miou": round(100 * (a3d["miou"] - mrcnn["miou"]), 2),
                 "a3d_minus_maskrcnn_occluded_miou": round(100 * ((a3d["occluded_miou"] or 0)
                                                                  - (mrcnn["occluded_miou"] or 0)), 2)}
+            if a3d.get("matched_occluded_miou") is not None and mrcnn.get("matched_occluded_miou") is not None:
+                summary[protocol]["a3d_minus_maskrcnn_matched_occluded_miou"] = round(
+                    100 * (a3d["matched_occluded_miou"] - mrcnn["matched_occluded_miou"]), 2)
             if "a3d-no-prior" in rows:
                 summary[protocol]["a3d_minus_no_prior_miou"] = round(100 * (a3d["miou"] - rows["a3d-no-prior"]["miou"]),
                                                                      2)

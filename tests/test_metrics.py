@@ -112,6 +112,18 @@ def test_category_averaging_differs_from_instance_averaging():
     assert out["occluded_miou"] == pytest.approx(0.5)
 
 
+def test_matched_occluded_miou_leaves_out_what_step_1_missed():
+    labels = np.array([1, 1, 2, 2, 3])
+    rates = np.array([0.3, 0.6, 0.2, 0.0, 0.7])
+    occluded_iou = np.array([0.8, 0.0, 0.4, 1.0, 0.0])  # unmatched instances score 0
+    matched = np.array([True, False, True, True, False])
+    out = metrics.summarize(labels, rates, occluded_iou, occluded_iou, matched=matched)
+    assert out["occluded_miou"] == pytest.approx((0.4 + 0.4 + 0.0) / 3)  # a: (0.8, 0), b: 0.4, c: 0
+    # matched and occluded: a: 0.8, b: 0.4 (the unoccluded b instance and category c drop out)
+    assert out["matched_occluded_miou"] == pytest.approx(0.6) and out["matched_occluded_count"] == 2
+    assert "matched_occluded_miou" not in metrics.summarize(labels, rates, occluded_iou, occluded_iou)
+
+
 def test_occlusion_bins_partition_the_instances():
     rates = np.array([0.0, 0.0499, 0.05, 0.2499, 0.25, 0.4999, 0.5, 0.99, 1.0])
     np.testing.assert_array_equal(metrics.occlusion_bin(rates), [0, 0, 1, 1, 2, 2, 3, 3, 3])

@@ -166,7 +166,7 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
     for ann in data["annotations"]:
         by_image.setdefault(ann["image_id"], []).append(ann)
 
-    labels_all, rates_all, amodal_all, occluded_all = [], [], [], []
+    labels_all, rates_all, amodal_all, occluded_all, matched_all = [], [], [], [], []
     coco_images: list[dict] = []
     gt_amodal_coco, gt_visible_coco, dt_amodal_coco, dt_visible_coco = [], [], [], []
     num_predictions = num_matched = 0
@@ -235,6 +235,7 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         rates_all.append(rates[eval_idx])
         amodal_all.append(amodal_iou)
         occluded_all.append(occluded_iou)
+        matched_all.append(match >= 0)
 
         image_id = int(info["id"])
         coco_images.append({"id": image_id, "height": h, "width": w})
@@ -251,7 +252,8 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
     summary = metrics.summarize(cat(labels_all, np.int64), cat(rates_all, np.float64),
-                                cat(amodal_all, np.float64), cat(occluded_all, np.float64), names)
+                                cat(amodal_all, np.float64), cat(occluded_all, np.float64), names,
+                                matched=cat(matched_all, bool))
     category_ids = list(names)
     amodal_ap = metrics.coco_mask_ap(coco_images, gt_amodal_coco, dt_amodal_coco, category_ids)
     visible_ap = metrics.coco_mask_ap(coco_images, gt_visible_coco, dt_visible_coco, category_ids)

@@ -148,14 +148,17 @@ def category_averaged(values: np.ndarray, labels: np.ndarray) -> float | None:
 
 
 def summarize(labels: np.ndarray, occlude_rate: np.ndarray, amodal_iou: np.ndarray, occluded_iou: np.ndarray,
-              category_names: Mapping[int, str] | None = None) -> dict:
+              category_names: Mapping[int, str] | None = None, matched: np.ndarray | None = None) -> dict:
     """Aggregate per-instance scores (all (N,)) into the paper's figures.
 
     Returns a JSON-ready dict: ``miou`` and ``occluded_miou`` (category-averaged; the latter over
     instances with ``occlude_rate >= 0.05``), ``instance_miou`` (plain mean over instances),
     ``per_category`` (name -> {miou, occluded_miou, count, occluded_count}, every name of
     ``category_names`` listed, None where a category has no instance) and ``by_occlusion``
-    (bin label -> {miou, count}, category-averaged within each bin). Values in [0, 1] or None."""
+    (bin label -> {miou, count}, category-averaged within each bin). With ``matched`` (N,) bool (which
+    instances found a prediction), also ``matched_occluded_miou``: the occluded mIoU over the occluded
+    instances that were matched, i.e. how well a method completes what step 1 found. Values in [0, 1]
+    or None."""
     labels = np.asarray(labels, np.int64)
     rate = np.asarray(occlude_rate, np.float64)
     amodal_iou = np.asarray(amodal_iou, np.float64)
@@ -180,9 +183,15 @@ def summarize(labels: np.ndarray, occlude_rate: np.ndarray, amodal_iou: np.ndarr
         sel = bins == i
         by_occlusion[label] = {"miou": category_averaged(amodal_iou[sel], labels[sel]),
                                "count": int(sel.sum())}
+    extra = {}
+    if matched is not None:
+        found = occluded & np.asarray(matched, bool)
+        extra = {"matched_occluded_miou": category_averaged(occluded_iou[found], labels[found]),
+                 "matched_occluded_count": int(found.sum())}
     return {
         "miou": category_averaged(amodal_iou, labels),
         "occluded_miou": category_averaged(occluded_iou[occluded], labels[occluded]),
+        **extra,
         "instance_miou": float(amodal_iou.mean()) if len(amodal_iou) else None,
         "per_category": per_category,
         "by_occlusion": by_occlusion,
