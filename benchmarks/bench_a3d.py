@@ -108,17 +108,14 @@ def combine(detector_weights: dict[str, Path]) -> None:
     summary = {}
     for protocol, rows in results.items():
         if "a3d" in rows and "maskrcnn-amodal" in rows:
-            a3d, mrcnn = rows["a3d"], rows["maskrcnn-amodal"]
-            summary[protocol] = {
-                "a3d_minus_maskrcnn_miou": round(100 * (a3d["miou"] - mrcnn["miou"]), 2),
-                "a3d_minus_maskrcnn_occluded_miou": round(100 * ((a3d["occluded_miou"] or 0)
-                                                                 - (mrcnn["occluded_miou"] or 0)), 2)}
-            if a3d.get("matched_occluded_miou") is not None and mrcnn.get("matched_occluded_miou") is not None:
-                summary[protocol]["a3d_minus_maskrcnn_matched_occluded_miou"] = round(
-                    100 * (a3d["matched_occluded_miou"] - mrcnn["matched_occluded_miou"]), 2)
-            if "a3d-no-prior" in rows:
-                summary[protocol]["a3d_minus_no_prior_miou"] = round(100 * (a3d["miou"] - rows["a3d-no-prior"]["miou"]),
-                                                                     2)
+            a3d = rows["a3d"]
+            margins = {"maskrcnn_miou": ("maskrcnn-amodal", "miou"),
+                       "maskrcnn_occluded_miou": ("maskrcnn-amodal", "occluded_miou"),
+                       "maskrcnn_matched_occluded_miou": ("maskrcnn-amodal", "matched_occluded_miou"),
+                       "no_prior_miou": ("a3d-no-prior", "miou")}
+            summary[protocol] = {f"a3d_minus_{name}": round(100 * (a3d[key] - rows[other][key]), 2)
+                                 for name, (other, key) in margins.items()
+                                 if a3d.get(key) is not None and rows.get(other, {}).get(key) is not None}
     atomic_write_json(RESULTS / "a3d.json", {"results": results, "summary": summary,
                                              "a3d_stage_ms": {p: d["a3d_stage_ms"] for p, d in per_protocol.items()},
                                              "runs": {p: {"arguments": d["arguments"], "machine": d["machine"]}

@@ -169,7 +169,7 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
     labels_all, rates_all, amodal_all, occluded_all, matched_all = [], [], [], [], []
     coco_images: list[dict] = []
     gt_amodal_coco, gt_visible_coco, dt_amodal_coco, dt_visible_coco = [], [], [], []
-    num_predictions = num_matched = 0
+    num_predictions = 0
     predict_seconds = 0.0
     wall_start = time.perf_counter()
     iterator = images
@@ -228,7 +228,6 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
             match = metrics.match_greedy(iou, iou_threshold,
                                          gt_labels[eval_idx] if match_categories else None,
                                          pred_labels if match_categories else None)
-        num_matched += int((match >= 0).sum())
         amodal_iou, occluded_iou = metrics.instance_scores(match, gt_amodal[eval_idx], gt_visible[eval_idx],
                                                            pred_amodal)
         labels_all.append(gt_labels[eval_idx])
@@ -251,9 +250,9 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
     def cat(parts: list[np.ndarray], dtype) -> np.ndarray:
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
+    matched = cat(matched_all, bool)
     summary = metrics.summarize(cat(labels_all, np.int64), cat(rates_all, np.float64),
-                                cat(amodal_all, np.float64), cat(occluded_all, np.float64), names,
-                                matched=cat(matched_all, bool))
+                                cat(amodal_all, np.float64), cat(occluded_all, np.float64), names, matched=matched)
     category_ids = list(names)
     amodal_ap = metrics.coco_mask_ap(coco_images, gt_amodal_coco, dt_amodal_coco, category_ids)
     visible_ap = metrics.coco_mask_ap(coco_images, gt_visible_coco, dt_visible_coco, category_ids)
@@ -267,7 +266,7 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         "num_images": n,
         "num_instances": int(sum(len(x) for x in labels_all)),
         "num_predictions": num_predictions,
-        "num_matched": num_matched,
+        "num_matched": int(matched.sum()),
         "categories": list(names.values()),
         **summary,
         "amodal_ap": amodal_ap,
