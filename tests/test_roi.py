@@ -2,7 +2,7 @@
 
 import torch
 
-from amodal3d.models.roi import crop, inside_image, paste, square_rois
+from amodal3d.models.roi import crop, inside_image, paste, roi_inputs, square_rois
 
 
 def test_square_rois_are_centred_squares():
@@ -27,3 +27,18 @@ def test_crop_outside_the_image_is_zero_and_flagged():
     valid = inside_image(rois, 16, 16, 8)
     assert torch.allclose(roi[0, 0] > 0.5, valid[0, 0] > 0.5)
     assert valid[0, 0, :4, 4:].all() and not valid[0, 0, :, :4].any() and not valid[0, 0, 4:].any()
+
+
+
+def test_occluder_channel_leaves_out_what_the_instance_sees_itself():
+    # two detected visible masks that overlap (step 1's can; true ones never do) and a third apart
+    visible = torch.zeros(3, 32, 32, dtype=torch.bool)
+    visible[0, 8:20, 8:20] = True
+    visible[1, 14:26, 14:26] = True
+    visible[2, 0:4, 26:32] = True
+    roi, rois = roi_inputs(torch.rand(3, 32, 32), visible, size=32)
+    own, occluder = roi[:, 3] > 0.5, roi[:, 4] > 0.5
+    assert not (own & occluder).any()
+    others = torch.stack([(visible.sum(0) - visible[i].int() > 0) & ~visible[i] for i in range(3)])
+    expected = crop(others.float()[:, None], rois, torch.arange(3), 32)[:, 0] > 0.5
+    assert torch.equal(occluder, expected) and occluder[0].any() and occluder[1].any()

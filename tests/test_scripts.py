@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+BENCHMARKS = SCRIPTS.parent / "benchmarks"
 
 
-def _script(name: str):
+def _script(name: str, folder: Path = SCRIPTS):
     """Import ``scripts/NAME.py`` (the folder is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -79,3 +80,19 @@ def test_merge_datasets_keeps_every_instance_with_unique_ids(tiny_dataset, tmp_p
         assert (other_image == image).all() and (other_target["labels"] == target["labels"]).all()
         assert (other_target["visible_masks"] == target["visible_masks"]).all()
     assert cli(["validate", str(tmp_path / "merged")]) == 0
+
+
+def test_diagnosis_sorts_each_missed_object_by_its_first_reason():
+    import torch
+
+    diagnose = _script("diagnose_a3d", BENCHMARKS)
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    on_it, beside = torch.tensor([[0.0, 0.0, 10.0, 9.0]]), torch.tensor([[20.0, 20.0, 30.0, 30.0]])
+    none = torch.zeros(0, 4)
+    floor = diagnose.EVAL_SCORE_THRESHOLD
+    assert diagnose.miss_reason(0, gt, none, none, torch.zeros(0)) == "no detection box"
+    assert diagnose.miss_reason(0, gt, beside, beside, torch.ones(1)) == "no detection box"
+    assert diagnose.miss_reason(0, gt, torch.cat([beside, on_it]), beside, torch.ones(1)) == \
+        "merged into another object"
+    assert diagnose.miss_reason(0, gt, on_it, on_it, torch.tensor([floor / 2])) == "below the score threshold"
+    assert diagnose.miss_reason(0, gt, on_it, on_it, torch.tensor([floor])) == "visible mask IoU < 0.5"

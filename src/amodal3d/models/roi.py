@@ -81,14 +81,16 @@ def roi_inputs(image: torch.Tensor, visible: torch.Tensor, size: int = 64, enlar
 
     ``image`` (3, H, W) float in [0, 1]; ``visible`` (N, H, W) bool visible masks. Returns ``roi``
     (N, 6, size, size): RGB, the instance's visible mask, its occluder mask (the union of the other
-    instances' visible masks: whatever may hide it), and the inside-image mask; and ``rois`` (N, 4)
-    xyxy image pixels, square, ``enlarge`` x the visible box's longer side."""
+    instances' visible masks outside its own: whatever may hide it), and the inside-image mask; and
+    ``rois`` (N, 4) xyxy image pixels, square, ``enlarge`` x the visible box's longer side. True
+    visible masks never overlap, so the occluder and visible channels are disjoint in training;
+    detected masks can overlap, and the pixels an instance sees itself stay its own."""
     n, (h, w) = visible.shape[0], image.shape[1:]
     if n == 0:
         return image.new_zeros((0, 6, size, size)), image.new_zeros((0, 4))
     rois = square_rois(mask_boxes(visible), enlarge)
     own = visible.float()[:, None]
-    others = other_instances(visible).float()[:, None]
+    others = (other_instances(visible) & ~visible).float()[:, None]
     index = torch.arange(n, device=image.device)
     rgb = crop(image[None], rois, torch.zeros_like(index), size)
     masks = (crop(torch.cat([own, others], 1), rois, index, size) > 0.5).float()
