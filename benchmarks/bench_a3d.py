@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from amodal3d.evaluation.harness import METHODS, build_predictor, evaluate, markdown_table
+from amodal3d.evaluation.harness import METHODS, PROTOCOLS, build_predictor, evaluate, markdown_table
 from amodal3d.io import atomic_write_bytes, atomic_write_json
 from amodal3d.pipeline import resolve_pipeline_dir
 
@@ -103,7 +103,8 @@ def main() -> None:
 
 def combine(detector_weights: dict[str, Path]) -> None:
     """a3d.json (every protocol side by side, A3D's margins) and baselines.json from the per-protocol files."""
-    per_protocol = {p.stem.removeprefix("a3d_"): json.loads(p.read_text()) for p in sorted(RESULTS.glob("a3d_*.json"))}
+    paths = {protocol: RESULTS / f"a3d_{protocol}.json" for protocol in sorted(PROTOCOLS)}
+    per_protocol = {protocol: json.loads(path.read_text()) for protocol, path in paths.items() if path.is_file()}
     results = {protocol: data["results"] for protocol, data in per_protocol.items()}
     summary = {}
     for protocol, rows in results.items():

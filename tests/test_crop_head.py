@@ -249,7 +249,12 @@ def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():
     assert 0 < len(looked.labels) <= len(plain.labels)     # one entry per object
     tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255
     out, _ = detector.eval()([tensor])
-    expected = second_look(head, tensor, out.boxes[0], out.scores[0])
+    # by default the head reads each crop twice, as it is and mirrored
+    single = DetectorPredictor(detector, score_threshold=0.0, crop_head=head, crop_head_flip=False).predict(image)
+    once = second_look(head, tensor, out.boxes[0], out.scores[0])
+    assert np.allclose(single.scores, once.scores.sort(descending=True).values.numpy())
+    expected = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True)
+    assert not torch.allclose(expected.probs, once.probs)
     order = torch.argsort(expected.scores, descending=True, stable=True)
     assert looked.labels.tolist() == expected.labels[order].tolist()
     assert np.array_equal(looked.visible_masks, (expected.visible[order] > 0.5).numpy())
@@ -260,7 +265,8 @@ def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():
     kept = DetectorPredictor(detector, score_threshold=threshold, crop_head=head).predict(image)
     assert len(kept.labels) == int((expected.objectness >= threshold).sum()) >= 1
     assert kept.scores.max() < threshold  # kept although its score (x p(label) < 1) is below it
-    assert second_look(head, tensor, out.boxes[0], out.scores[0], min_objectness=threshold).labels.tolist() == \
+    assert second_look(head, tensor, out.boxes[0], out.scores[0], min_objectness=threshold,
+                       flip=True).labels.tolist() == \
         expected.labels[expected.objectness >= threshold].tolist()
 
 

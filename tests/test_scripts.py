@@ -96,3 +96,18 @@ def test_diagnosis_sorts_each_missed_object_by_its_first_reason():
         "merged into another object"
     assert diagnose.miss_reason(0, gt, on_it, on_it, torch.tensor([floor / 2])) == "below the score threshold"
     assert diagnose.miss_reason(0, gt, on_it, on_it, torch.tensor([floor])) == "visible mask IoU < 0.5"
+
+
+def test_bench_a3d_combines_the_protocol_files_only(tmp_path, monkeypatch):
+    bench = _script("bench_a3d", BENCHMARKS)
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    row = {"miou": 0.6, "occluded_miou": 0.3, "matched_occluded_miou": 0.4, "visible_ap": {}, "amodal_ap": {},
+           "per_category": {}, "images_per_s": 1.0}
+    rows = {"a3d": row, "maskrcnn-amodal": {**row, "miou": 0.5}, "a3d-no-prior": row}
+    (tmp_path / "a3d_end-to-end.json").write_text(json.dumps(
+        {"results": rows, "a3d_stage_ms": {}, "arguments": {}, "machine": {}}))
+    (tmp_path / "a3d_diagnosis.json").write_text(json.dumps({"results": {}}))  # another benchmark's file
+    bench.combine({m: tmp_path / "none.safetensors" for m in ("visible", "convex-hull", "maskrcnn-amodal", "orcnn")})
+    combined = json.loads((tmp_path / "a3d.json").read_text())
+    assert list(combined["results"]) == ["end-to-end"]
+    assert combined["summary"]["end-to-end"]["a3d_minus_maskrcnn_miou"] == 10.0
