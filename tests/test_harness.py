@@ -286,3 +286,14 @@ def test_evaluation_keeps_every_object_the_detector_proposes():
 
     # docs/metrics.md: end to end, methods keep detections down to the detector's own score floor
     assert harness.EVAL_SCORE_THRESHOLD == DetectorConfig().box_score_thresh
+    assert build_predictor("maskrcnn-amodal").score_threshold == harness.EVAL_SCORE_THRESHOLD
+    assert build_predictor("maskrcnn-amodal", score_threshold=0.3).score_threshold == 0.3
+
+
+@pytest.mark.parametrize("threshold", ["1.5", "-0.1", "nan"])
+def test_cli_rejects_a_score_threshold_outside_0_1(tiny_dataset, tmp_path, capsys, threshold):
+    out = tmp_path / "x.json"
+    rc = cli.main(["evaluate", "--method", "maskrcnn-amodal", "--data", str(tiny_dataset), "--json", str(out),
+                   "--score-threshold", threshold])
+    assert rc == 2
+    assert "score threshold must lie in [0, 1]" in capsys.readouterr().err and not out.exists()

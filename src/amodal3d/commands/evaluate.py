@@ -26,6 +26,8 @@ def register(sub, train_sub) -> None:
                    help="leave out step 1b (the crop head beside the detector weights): the detector's own "
                         "labels and visible masks")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    p.add_argument("--score-threshold", type=float, default=None, metavar="T",
+                   help="end to end, keep detections scoring at least T (default: the detector's floor, 0.05)")
     p.add_argument("--match-on", default="visible", choices=["visible", "amodal"],
                    help="masks whose IoU matches ground truth to predictions (end-to-end)")
     p.add_argument("--match-categories", action="store_true",
@@ -39,6 +41,7 @@ def register(sub, train_sub) -> None:
 def cmd_evaluate(args) -> int:
     from amodal3d.errors import Amodal3dError
     from amodal3d.evaluation.harness import (
+        EVAL_SCORE_THRESHOLD,
         build_predictor,
         evaluate,
         format_summary,
@@ -49,11 +52,13 @@ def cmd_evaluate(args) -> int:
 
     if args.limit is not None and args.limit < 0:
         raise Amodal3dError(f"--limit must be >= 0, got {args.limit}")
+    threshold = EVAL_SCORE_THRESHOLD if args.score_threshold is None else args.score_threshold
     predictor = build_predictor(args.method, weights=args.weights, device=args.device,
-                                crop_head=not args.no_crop_head)
+                                crop_head=not args.no_crop_head, score_threshold=threshold)
     result = evaluate(predictor, args.data, args.split, protocol=args.protocol, limit=args.limit,
                       progress=not args.quiet, match_on=args.match_on, match_categories=args.match_categories)
     result["method"] = args.method
+    result["score_threshold"] = threshold
     atomic_write_json(args.json, result, indent=2)
     print(format_table([result]))
     print()

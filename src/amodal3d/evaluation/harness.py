@@ -30,7 +30,7 @@ _PIPELINE_METHODS = ("a3d", "a3d-fit", "a3d-no-prior", "a3d-unconstrained", "a3d
 # Detections kept for evaluation (every method that detects uses the same): the detector's own floor
 # (``box_score_thresh``), so every object it proposes: AP needs the whole ranking, and mIoU matches each
 # ground truth to its best detection, so extra ones cost nothing there. Chosen on validation against
-# 0.1 and 0.2 (docs/metrics.md: 669 objects matched against 600 at 0.2, A3D +4.9 mIoU, AP level).
+# 0.1 and 0.2 (benchmarks/eval_threshold.py, docs/metrics.md: 673 objects matched against 611 at 0.2).
 EVAL_SCORE_THRESHOLD = 0.05
 # Render-and-compare steps of the accurate setting ``a3d-fit`` (``predict --fit-steps 10``).
 ACCURATE_FIT_STEPS = 10
@@ -53,7 +53,8 @@ _HEADS = {"visible": ("visible", "both"), "convex-hull": ("visible", "both"), "m
           "orcnn": ("both",)}
 
 
-def _load_detector(name: str, weights: str | Path | None, device: str, crop_head: bool = True) -> Predictor:
+def _load_detector(name: str, weights: str | Path | None, device: str, crop_head: bool = True,
+                   score_threshold: float = EVAL_SCORE_THRESHOLD) -> Predictor:
     """``DetectorPredictor`` of the detector exported at ``weights`` (a ``.safetensors`` file beside its
     ``.json``, or a run folder), imported lazily from ``amodal3d.models.detector``; its heads must suit
     method ``name``. With ``crop_head``, a ``crop_head.safetensors`` in the same folder (step 1b) is
@@ -76,11 +77,11 @@ def _load_detector(name: str, weights: str | Path | None, device: str, crop_head
 
     head = crop_head_beside(path if path.is_dir() else path.parent, device) if crop_head else None
     return DetectorPredictor(model, name=None if name in ("visible", "convex-hull") else name,
-                             score_threshold=EVAL_SCORE_THRESHOLD, crop_head=head)
+                             score_threshold=score_threshold, crop_head=head)
 
 
 def build_predictor(name: str, weights: str | Path | None = None, device: str = "cpu",
-                    crop_head: bool = True) -> Predictor:
+                    crop_head: bool = True, score_threshold: float = EVAL_SCORE_THRESHOLD) -> Predictor:
     """The predictor of method ``name`` (see :data:`METHODS`).
 
     ``visible`` and ``convex-hull`` need no model under given-visible; with a detector (``weights``,
@@ -88,14 +89,17 @@ def build_predictor(name: str, weights: str | Path | None = None, device: str = 
     ``maskrcnn-amodal`` (heads=amodal) and ``orcnn`` (heads=both) load a trained detector from
     ``weights`` (default: shipped). ``a3d`` and its ablations load a pipeline folder (default: the
     built-in ``cpu-small``). ``crop_head=False`` leaves out step 1b for every method (the detector's
-    own labels and masks). Unknown names raise :class:`Amodal3dError`."""
+    own labels and masks). Methods that detect keep detections scoring at least ``score_threshold``
+    (in [0, 1]). Unknown names and thresholds outside [0, 1] raise :class:`Amodal3dError`."""
+    if not 0.0 <= score_threshold <= 1.0:
+        raise Amodal3dError(f"score threshold must lie in [0, 1], got {score_threshold}")
     if name in _PIPELINE_METHODS:
         from amodal3d.pipeline import AmodalSegmenter
 
         unconstrained = name == "a3d-unconstrained"
         mode = "a3d" if name in ("a3d-unconstrained", "a3d-fit", "a3d-steps-2-5") else name
         segmenter = AmodalSegmenter.from_pretrained(weights or "cpu-small", mode=mode, device=device,
-                                                    score_threshold=EVAL_SCORE_THRESHOLD,
+                                                    score_threshold=score_threshold,
                                                     occluder_constraint=not unconstrained,
                                                     fit_steps=ACCURATE_FIT_STEPS if name == "a3d-fit" else None,
                                                     crop_head=crop_head, detector_amodal=name != "a3d-steps-2-5")
@@ -103,10 +107,10 @@ def build_predictor(name: str, weights: str | Path | None = None, device: str = 
         return segmenter
     weights = weights if weights is not None else shipped_weights(name)
     if name in ("visible", "convex-hull"):
-        detector = _load_detector(name, weights, device, crop_head) if weights is not None else None
+        detector = _load_detector(name, weights, device, crop_head, score_threshold) if weights is not None else None
         return VisibleAsAmodal(detector) if name == "visible" else ConvexHullOf(detector)
     if name in _DETECTOR_METHODS:
-        return _load_detector(name, weights, device, crop_head)
+        return _load_detector(name, weights, device, crop_head, score_threshold)
     raise Amodal3dError(f"unknown method {name!r}; available methods: {', '.join(METHODS)}")
 
 
