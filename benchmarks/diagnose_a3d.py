@@ -129,8 +129,8 @@ def main() -> int:
         exact_labels = labels.copy()
         exact_labels[match[found]] = gt_labels[found]
         only = match[found]  # the predictions that match an object, in ground-truth order
-        rows = {
-            "end to end": segmenter.predict(image).amodal_masks,
+        rows = {  # steps 2-5 on step 1's own detections are the pipeline end to end (one detector pass)
+            "end to end": complete(segmenter, image, det.visible_masks, det.labels, det.amodal_masks, len(labels)),
             "exact visible masks": complete(segmenter, image, visible, labels, det.amodal_masks, len(labels)),
             "+ missed objects as occluders": complete(segmenter, image, with_missed,
                                                       np.concatenate([labels, gt_labels[missed]]),
@@ -146,12 +146,12 @@ def main() -> int:
             amodal = np.zeros_like(det.visible_masks)
             amodal[only] = complete(segmenter, image, kept, kept_labels, step1_amodal, len(only))
             rows[row] = amodal
-        given = segmenter.predict(image, GivenVisible(gt_visible, gt_labels, masks_to_boxes(gt_visible)))
+        given = complete(segmenter, image, gt_visible, gt_labels, None, len(gt_labels))
         for row, amodal in rows.items():
             iou, occluded = metrics.instance_scores(match, gt_amodal, gt_visible, amodal)
             for part, value in zip(scores[row], (gt_labels, rates, iou, occluded, found)):
                 part.append(value)
-        iou, occluded = metrics.instance_scores(np.arange(len(anns)), gt_amodal, gt_visible, given.amodal_masks)
+        iou, occluded = metrics.instance_scores(np.arange(len(anns)), gt_amodal, gt_visible, given)
         for part, value in zip(scores["given visible"], (gt_labels, rates, iou, occluded, found)):
             part.append(value)
 

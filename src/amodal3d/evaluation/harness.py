@@ -53,8 +53,8 @@ _HEADS = {"visible": ("visible", "both"), "convex-hull": ("visible", "both"), "m
           "orcnn": ("both",)}
 
 
-def _load_detector(name: str, weights: str | Path | None, device: str, crop_head: bool = True,
-                   score_threshold: float = EVAL_SCORE_THRESHOLD) -> Predictor:
+def _load_detector(name: str, weights: str | Path | None, device: str, crop_head: bool,
+                   score_threshold: float) -> Predictor:
     """``DetectorPredictor`` of the detector exported at ``weights`` (a ``.safetensors`` file beside its
     ``.json``, or a run folder), imported lazily from ``amodal3d.models.detector``; its heads must suit
     method ``name``. With ``crop_head``, a ``crop_head.safetensors`` in the same folder (step 1b) is
