@@ -353,12 +353,13 @@ def free_port() -> int:
 
 def _ddp_toy_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+                      MASTER_PORT=str(port), TORCHELASTIC_RUN_ID="test")  # as torchrun sets them
     torch.set_num_threads(1)
     info = init_distributed("cpu")
     seed_everything(rank)  # different initial weights: DDP must broadcast rank 0's
     config = TrainConfig(epochs=2, batch_size=3, lr=0.05, checkpoint_every=100, log_every=1)
     trainer = Trainer(ToyModel(), ToyData(), config, out, dist_info=info, progress=False)
+    assert isinstance(trainer.ddp, torch.nn.parallel.DistributedDataParallel)
     result = trainer.fit()
     save_weights(Path(out) / f"rank{rank}", result.model.state_dict(), "toy",
                  {"iterations": result.iteration})
@@ -372,4 +373,19 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     assert all(torch.equal(s0[k], s1[k]) for k in s0)
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records if "loss" in r] == list(range(1, 9))
-    assert records[0]["world_size"] == 2
+    assert records[0]["world_size"] == 2 and records[0]["backend"] == "gloo"
+
+
+def test_a_single_torchrun_process_trains_under_ddp_like_a_plain_run(tmp_path):
+    """torchrun --nproc_per_node 1 joins a process group and wraps the model in DDP (the code path of one
+    GPU under NCCL); with one process that must train exactly as a plain run does."""
+    torch.multiprocessing.spawn(_ddp_toy_worker, args=(1, free_port(), str(tmp_path / "ddp")), nprocs=1, join=True)
+    records = [json.loads(line) for line in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
+    assert records[0]["world_size"] == 1 and records[0]["backend"] == "gloo"
+    seed_everything(0)
+    config = TrainConfig(epochs=2, batch_size=3, lr=0.05, checkpoint_every=100, log_every=1)
+    plain = Trainer(ToyModel(), ToyData(), config, tmp_path / "plain", progress=False).fit()
+    assert json.loads((tmp_path / "plain" / "log.jsonl").read_text().splitlines()[0])["backend"] is None
+    ddp_state, meta = load_weights(tmp_path / "ddp" / "rank0", "toy")
+    assert meta["iterations"] == plain.iteration == 16  # 22 samples -> 8 batches (the last of 1), 2 epochs
+    assert all(torch.equal(ddp_state[k], v) for k, v in plain.model.state_dict().items())

@@ -386,3 +386,26 @@ def test_refinement_rois_from_step1_visible_masks(tiny_dataset, tmp_path):
     masks = visible_fn(0, image, target)
     assert masks.dtype == torch.bool and masks.shape == target["visible_masks"].shape
     assert torch.equal(masks, visible_fn(0, image, target))  # seeded per image
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_shipped_model_on_cuda_predicts_what_it_predicts_on_cpu():
+    from amodal3d.data.meshes import open_mesh_source
+    from amodal3d.data.scene import SceneConfig, render_scene
+    from amodal3d.masks import mask_iou
+
+    source = open_mesh_source("procedural", seed=0)
+    for index in range(3):
+        image = render_scene(np.random.default_rng([0, index]), source, "test", SceneConfig()).image
+        on_cpu = AmodalSegmenter.from_pretrained("cpu-small", device="cpu").predict(image)
+        on_gpu = AmodalSegmenter.from_pretrained("cpu-small", device="cuda").predict(image)
+        assert len(on_gpu.labels) == len(on_cpu.labels) > 0
+        assert (on_gpu.labels == on_cpu.labels).all()
+        np.testing.assert_allclose(on_gpu.scores, on_cpu.scores, atol=2e-3)
+        for k in range(len(on_cpu.labels)):
+            assert mask_iou(on_gpu.amodal_masks[k], on_cpu.amodal_masks[k]) >= 0.97
+            assert mask_iou(on_gpu.visible_masks[k], on_cpu.visible_masks[k]) >= 0.97
+        for (v_gpu, f_gpu), (v_cpu, f_cpu) in zip(on_gpu.extras["meshes"], on_cpu.extras["meshes"]):
+            assert isinstance(v_gpu, np.ndarray) and (f_gpu == f_cpu).all()  # meshes come back to the host
+            np.testing.assert_allclose(v_gpu, v_cpu, atol=1e-3)

@@ -2,7 +2,8 @@
 
 One process: ``python -m amodal3d train ...``. Several processes (GPUs or machines): ``torchrun``, which
 sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; the backend is
-NCCL on CUDA and gloo on CPU.
+NCCL on CUDA and gloo on CPU. A process that torchrun started joins the process group and trains under
+DDP even when it is the only one (``--nproc_per_node 1``), so one GPU runs the same code path as many.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    backend: str | None = None  # "nccl" or "gloo" once a process group is joined (torchrun), else None
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.backend is not None
 
     @property
     def is_main(self) -> bool:
@@ -58,6 +60,11 @@ def resolve_device(request: str = "auto", local_rank: int = 0) -> torch.device:
     raise DeviceError(f"--device {request}: expected auto, cpu, cuda or cuda:N")
 
 
+def launched_by_torchrun() -> bool:
+    """True in a process that torchrun (torch.distributed.run) started, whatever its world size."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
 def env_world() -> tuple[int, int, int]:
     """(rank, world_size, local_rank) from the torchrun environment variables (0, 1, 0 without)."""
     try:
@@ -68,17 +75,20 @@ def env_world() -> tuple[int, int, int]:
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
-    """Set up this process: resolve the device and, under torchrun (``WORLD_SIZE`` > 1), join the
-    process group (NCCL for CUDA, gloo for CPU). Idempotent."""
+    """Set up this process: resolve the device and, under torchrun (or any ``WORLD_SIZE`` > 1), join
+    the process group (NCCL for CUDA, gloo for CPU). Idempotent."""
     rank, world, local_rank = env_world()
     resolved = resolve_device(device, local_rank)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
-    if world > 1 and not dist.is_initialized():
+    if not (world > 1 or launched_by_torchrun()):
+        return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=resolved)
+    if not dist.is_initialized():
         backend = "nccl" if resolved.type == "cuda" else "gloo"
         kwargs: dict[str, Any] = {"device_id": resolved} if resolved.type == "cuda" else {}
         dist.init_process_group(backend=backend, rank=rank, world_size=world, **kwargs)
-    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=resolved)
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=resolved,
+                    backend=str(dist.get_backend()))
 
 
 def cleanup_distributed() -> None:

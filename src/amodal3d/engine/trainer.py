@@ -296,7 +296,7 @@ class Trainer:
             save_config(self.out / "config.yaml", self.run_config)
         self.log({"event": "resume" if resumed else "start", "iteration": self.iteration,
                   "total_iters": self.total_iters, "world_size": self.info.world_size,
-                  "device": str(self.device), "time": time.time()})
+                  "backend": self.info.backend, "device": str(self.device), "time": time.time()})
         bar = tqdm(total=self.total_iters, initial=self.iteration, desc=self.desc, unit="it",
                    dynamic_ncols=True, disable=not (self.progress and self.info.is_main))
         window_start, window_images = time.perf_counter(), 0
