@@ -4,14 +4,19 @@
 # (learning rates LR_A and LR_B), to be chosen between on the validation split back on the CPU machine
 # (benchmarks/diagnose_detector.py --split val --other-crop-head ...).
 #
-#   bash scripts/gpu_round.sh OUTDIR      -> OUTDIR/checks.tar.gz (logs, JSON), OUTDIR/crop_heads.tar (runs)
+#   bash scripts/gpu_round.sh OUTDIR > OUTDIR/round.log 2>&1
+#       -> OUTDIR/checks.tar.gz (logs, JSON), OUTDIR/crop_heads.tar (runs)
 #
-# Environment: WORK (/tmp/w), DEVICE (cuda), LIMIT (300 test images for the checks), SEEDS ("6 7":
-# generate --seed, each its own 150 training meshes per category), TRAIN_IMAGES (6000 per seed), ITERS
+# Give the device call a limit at least 60 s above BUDGET, and no pipeline (`| tee`): a call killed at its
+# limit returns nothing at all (a first call this way, with steps whose own limits summed past the
+# call's, came back empty and spent the session's device time).
+#
+# Environment: WORK (/tmp/w), DEVICE (cuda), LIMIT (100 test images for the checks), SEEDS ("6 7":
+# generate --seed, each its own 150 training meshes per category), TRAIN_IMAGES (4000 per seed), ITERS
 # (at most 900 iterations x BATCH 64 images; fewer when less than ITERS / RATE seconds are left), RATE
 # (3.0 iterations/s each, two side by side: below the 3.6 of one such training on one H200 beside two
 # detector trainings, gpu_finetune.json), LR_A (3e-4), LR_B (1e-3), BUDGET (500: seconds from the start
-# by which the trainings are stopped, finished or not).
+# by which the trainings are stopped, finished or not), CHECKS (200: seconds for gpu_checks.sh).
 set -u
 OUTDIR=${1:?usage: gpu_round.sh OUTDIR}
 WORK=${WORK:-/tmp/w}
@@ -25,11 +30,11 @@ stamp() { echo "[round $(( $(date +%s) - START )) s] $*"; }
 
 sources=()
 for seed in $SEEDS; do
-    $A3D generate --out "$WORK/seed$seed" --split train="${TRAIN_IMAGES:-6000}" --size 256 --workers 6 --seed "$seed" \
+    timeout $(( BUDGET / 2 )) $A3D generate --out "$WORK/seed$seed" --split train="${TRAIN_IMAGES:-4000}" --size 256 --workers 6 --seed "$seed" \
         > "$WORK/logs/generate_seed$seed.log" 2>&1 &
     sources+=("$WORK/seed$seed")
 done
-bash scripts/gpu_checks.sh "$WORK" "${LIMIT:-300}"
+DEADLINE=$(( START + ${CHECKS:-200} )) bash scripts/gpu_checks.sh "$WORK" "${LIMIT:-100}"
 wait
 python scripts/merge_datasets.py "$WORK/new_meshes" "${sources[@]}" --split train > "$WORK/logs/merge.log" 2>&1 \
     || { stamp "merge failed: $(tail -1 "$WORK/logs/merge.log")"; }
@@ -38,7 +43,9 @@ ITERS=$(python -c "import sys; print(max(10, min(int(sys.argv[1]), int((int(sys.
     "${ITERS:-900}" "$(( START + BUDGET - $(date +%s) ))" "${RATE:-3.0}")
 stamp "training set: seeds $SEEDS, $(ls "$WORK/new_meshes/images/train" 2>/dev/null | wc -l) images; $ITERS iterations"
 
+if (( START + BUDGET - $(date +%s) < 60 )); then stamp "no time left to train"; SKIP_TRAINING=1; fi
 for variant in a:${LR_A:-0.0003} b:${LR_B:-0.001}; do
+    [[ -n ${SKIP_TRAINING:-} ]] && break
     name=crop_head_${variant%%:*}
     timeout $(( START + BUDGET - $(date +%s) )) $A3D train crop-head --config configs/crop_head_cpu.yaml \
         --init src/amodal3d/weights/cpu-small/crop_head.safetensors --data "$WORK/new_meshes" --device "$DEVICE" \
