@@ -16,7 +16,7 @@ set -u
 WORK=${1:?usage: gpu_checks.sh WORK [LIMIT]}
 LIMIT=${2:-100}
 DEVICE=${DEVICE:-cuda}
-A3D="python -m amodal3d"
+A3D="python3 -m amodal3d"
 LOGS=$WORK/logs
 RESULTS=$WORK/results
 mkdir -p "$LOGS" "$RESULTS"
@@ -31,7 +31,7 @@ left() {  # seconds this step may take: at most $1, and no later than DEADLINE
 }
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
-  python -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
+  python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, \
 'cuda', torch.cuda.is_available())"; } > "$LOGS/gpu.txt" 2>&1
 stamp "$(tail -1 "$LOGS/gpu.txt")"
 
@@ -39,10 +39,10 @@ timeout "$(left 60)" $A3D generate --out "$WORK/small" --split train=64,test=$LI
     > "$LOGS/generate_small.log" 2>&1 || { stamp "generation failed"; exit 1; }
 stamp "small set: 64 training and $LIMIT test images (seed 0: the test images of the CPU benchmarks)"
 
-timeout "$(left 90)" python -m pytest -q -m gpu tests > "$LOGS/pytest_gpu.log" 2>&1
+timeout "$(left 90)" python3 -m pytest -q -m gpu tests > "$LOGS/pytest_gpu.log" 2>&1
 stamp "pytest -m gpu: exit $? ($(tail -1 "$LOGS/pytest_gpu.log"))"
 
-timeout "$(left 90)" python -m torch.distributed.run --standalone --nproc_per_node 1 -m amodal3d train detector --config configs/orcnn_cpu_small.yaml \
+timeout "$(left 90)" python3 -m torch.distributed.run --standalone --nproc_per_node 1 -m amodal3d train detector --config configs/orcnn_cpu_small.yaml \
     --init src/amodal3d/weights/cpu-small/detector.safetensors --data "$WORK/small" --out "$WORK/runs/ddp" \
     --device "$DEVICE" --epochs 100 --max-iters 40 --batch-size 8 --workers 2 --threads 2 --quiet \
     > "$LOGS/ddp.log" 2>&1
@@ -58,12 +58,12 @@ done
 wait
 for json in "$RESULTS"/eval_*.json; do
     [[ -f $json ]] || { stamp "no evaluation finished"; break; }
-    stamp "$(python -c "import json, sys; r = json.load(open(sys.argv[1])); print(sys.argv[1].rsplit('/', 1)[1], \
+    stamp "$(python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print(sys.argv[1].rsplit('/', 1)[1], \
 'mIoU %.4f occluded %.4f amodal AP %.4f, %.2f images/s' % (r['miou'], r['occluded_miou'], r['amodal_ap']['AP'], \
 r['images_per_s']))" "$json")"
 done
 
-timeout "$(left 60)" python benchmarks/bench_speed.py --data "$WORK/small" --limit "${SPEED_LIMIT:-50}" --device "$DEVICE" --threads 1 \
+timeout "$(left 60)" python3 benchmarks/bench_speed.py --data "$WORK/small" --limit "${SPEED_LIMIT:-50}" --device "$DEVICE" --threads 1 \
     --out "speed_$DEVICE.json" > "$LOGS/bench_speed.log" 2>&1
 stamp "bench_speed: exit $?"
 cp "benchmarks/results/speed_$DEVICE.json" "$RESULTS/" 2>/dev/null

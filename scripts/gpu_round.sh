@@ -24,7 +24,7 @@ DEVICE=${DEVICE:-cuda}
 SEEDS=${SEEDS:-6 7}
 BUDGET=${BUDGET:-500}
 START=$(date +%s)
-A3D="python -m amodal3d"
+A3D="python3 -m amodal3d"
 mkdir -p "$WORK/logs" "$OUTDIR"
 stamp() { echo "[round $(( $(date +%s) - START )) s] $*"; }
 
@@ -36,10 +36,10 @@ for seed in $SEEDS; do
 done
 DEADLINE=$(( START + ${CHECKS:-200} )) bash scripts/gpu_checks.sh "$WORK" "${LIMIT:-100}"
 wait
-python scripts/merge_datasets.py "$WORK/new_meshes" "${sources[@]}" --split train > "$WORK/logs/merge.log" 2>&1 \
+python3 scripts/merge_datasets.py "$WORK/new_meshes" "${sources[@]}" --split train > "$WORK/logs/merge.log" 2>&1 \
     || { stamp "merge failed: $(tail -1 "$WORK/logs/merge.log")"; }
 # a schedule that ends before the budget (the cosine schedule needs its length up front)
-ITERS=$(python -c "import sys; print(max(10, min(int(sys.argv[1]), int((int(sys.argv[2]) - 40) * float(sys.argv[3])))))" \
+ITERS=$(python3 -c "import sys; print(max(10, min(int(sys.argv[1]), int((int(sys.argv[2]) - 40) * float(sys.argv[3])))))" \
     "${ITERS:-900}" "$(( START + BUDGET - $(date +%s) ))" "${RATE:-3.0}")
 stamp "training set: seeds $SEEDS, $(ls "$WORK/new_meshes/images/train" 2>/dev/null | wc -l) images; $ITERS iterations"
 
