@@ -31,7 +31,6 @@ from amodal3d.models.crop_head import (
     unclaimed_fraction,
 )
 from amodal3d.models.detector import DetectorConfig, DetectorPredictor, build_detector
-from amodal3d.models.roi import crop
 
 TINY = CropHeadConfig(num_categories=2, width=8, roi_size=32)
 
@@ -136,8 +135,7 @@ def test_crop_head_learns_categories_and_masks():
         images, labels, masks, boxes = _shapes(32, step)
         x, rois = crop_inputs(images, boxes, torch.arange(32), TINY)
         visible = crop_inputs(masks[:, None].expand(-1, 3, -1, -1), boxes, torch.arange(32), TINY)[0][:, 0]
-        visible = (visible > 0.5).float()
-        _, losses = head({"x": x}, {"labels": labels, "visible": visible, "others": torch.zeros_like(visible)})
+        _, losses = head({"x": x}, {"labels": labels, "visible": (visible > 0.5).float()})
         optimiser.zero_grad()
         sum(losses.values()).backward()
         optimiser.step()
@@ -176,30 +174,12 @@ def test_soft_dice_loss_against_a_pixel_reference_and_its_gradient():
 
 def test_dice_weight_adds_its_loss_term():
     x = torch.rand(2, 5, 32, 32)
-    targets = {"labels": torch.tensor([1, 2]), "visible": (torch.rand(2, 32, 32) > 0.5).float(),
-               "others": torch.zeros(2, 32, 32)}
+    targets = {"labels": torch.tensor([1, 2]), "visible": (torch.rand(2, 32, 32) > 0.5).float()}
     assert set(CropHead(TINY)({"x": x}, targets)[1]) == {"loss_crop_class", "loss_crop_mask"}
     out, losses = CropHead(CropHeadConfig(**{**to_dict(TINY), "mask_dice": 0.5}))({"x": x}, targets)
     expected = 0.5 * soft_dice_loss(out.mask_logits, targets["visible"])
     assert losses["loss_crop_dice"].item() == pytest.approx(expected.item(), rel=1e-6)
     assert losses["loss_crop_dice"].item() > 0
-
-
-def test_occluder_weight_weighs_the_pixels_other_objects_show():
-    torch.manual_seed(0)
-    x = torch.rand(2, 5, 32, 32)
-    visible = (torch.rand(2, 32, 32) > 0.5).float()
-    others = (torch.rand(2, 32, 32) > 0.5).float() * (1 - visible)
-    targets = {"labels": torch.tensor([1, 2]), "visible": visible, "others": others}
-    torch.manual_seed(1)
-    plain = CropHead(TINY).eval()
-    weighted = CropHead(CropHeadConfig(**{**to_dict(TINY), "occluder_weight": 2.0})).eval()
-    weighted.load_state_dict(plain.state_dict())
-    (out, plain_losses), (_, weighted_losses) = plain({"x": x}, targets), weighted({"x": x}, targets)
-    per_pixel = torch.nn.functional.binary_cross_entropy_with_logits(out.mask_logits, visible, reduction="none")
-    assert plain_losses["loss_crop_mask"].item() == pytest.approx(per_pixel.mean().item(), rel=1e-5)
-    assert weighted_losses["loss_crop_mask"].item() == pytest.approx((per_pixel * (1 + 2 * others)).mean().item(),
-                                                                    rel=1e-5)
 
 
 def test_crop_samples_follow_the_ground_truth(tiny_dataset):
@@ -215,14 +195,6 @@ def test_crop_samples_follow_the_ground_truth(tiny_dataset):
         inside = inputs["x"][i, 3] > 0
         assert targets["visible"][i].sum() > 0
         assert (targets["visible"][i].bool() & ~inside).sum() <= 0.1 * targets["visible"][i].sum()
-    # "others": what the other objects show in each crop, never the object's own pixels
-    assert targets["others"].shape == (k, 32, 32) and not (targets["others"].bool() & targets["visible"].bool()).any()
-    if k > 1:
-        _, rois = crop_inputs(image[None], target["amodal_boxes"].float(), torch.zeros(k, dtype=torch.long), config)
-        for i in range(k):
-            rest = torch.cat([target["visible_masks"][:i], target["visible_masks"][i + 1:]]).amax(0).float()
-            expected = crop(rest[None, None], rois[i:i + 1], torch.zeros(1, dtype=torch.long), 32)[0, 0]
-            assert (targets["others"][i].bool() ^ (expected > 0.5)).float().mean() <= 0.02
     jittered = CropSamples(dataset, CropHeadConfig(roi_size=32), "amodal", seed=1)
     a, b = jittered[0][0]["x"], jittered[0][0]["x"]
     assert torch.equal(a, b)                       # seeded per (seed, epoch, index)

@@ -45,7 +45,6 @@ class CropHeadConfig:
     label_smoothing: float = 0.05
     group_iou: float = 0.7         # detections of one object: box IoU above this
     mask_dice: float = 0.0         # training: weight of a soft Dice term beside the mask's BCE
-    occluder_weight: float = 0.0   # training: extra BCE weight on the crop's pixels other objects show
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class CropHead(nn.Module):
     """Encoder at 1/2 .. 1/16 of the crop, a class from its pooled deepest map, and a light decoder back
     to 1/2 for the mask (upsampled to the crop). ``forward(inputs, targets=None) -> (CropHeadOutput,
     losses)`` with ``inputs = {"x": (N, 5, S, S)}`` and ``targets = {"labels": (N,) category ids,
-    "visible": (N, S, S), "others": (N, S, S) the pixels other objects' visible masks cover}``."""
+    "visible": (N, S, S)}``."""
 
     def __init__(self, config: CropHeadConfig = CropHeadConfig()):
         super().__init__()
@@ -110,8 +109,7 @@ class CropHead(nn.Module):
         if targets is not None:
             losses["loss_crop_class"] = F.cross_entropy(class_logits, targets["labels"] - 1,
                                                         label_smoothing=self.config.label_smoothing)
-            losses["loss_crop_mask"] = F.binary_cross_entropy_with_logits(
-                mask_logits, targets["visible"], weight=1 + self.config.occluder_weight * targets["others"])
+            losses["loss_crop_mask"] = F.binary_cross_entropy_with_logits(mask_logits, targets["visible"])
             if self.config.mask_dice > 0:
                 losses["loss_crop_dice"] = self.config.mask_dice * soft_dice_loss(mask_logits, targets["visible"])
         return CropHeadOutput(class_logits, mask_logits), losses
@@ -242,8 +240,7 @@ class CropHeadExperiment:
 
 class CropSamples(torch.utils.data.Dataset):
     """Every instance of an (augmented) detection dataset as a crop around its jittered box.
-    ``dataset[i] -> ({"x": (K, 5, S, S)}, {"labels": (K,), "visible": (K, S, S), "others": (K, S, S)})``
-    for image i; ``others``: what the other objects' visible masks cover in each crop (0/1)."""
+    ``dataset[i] -> ({"x": (K, 5, S, S)}, {"labels": (K,), "visible": (K, S, S)})`` for image i."""
 
     def __init__(self, dataset, config: CropHeadConfig, box_targets: str = "amodal", seed: int = 0):
         if box_targets not in ("amodal", "visible"):
@@ -265,10 +262,9 @@ class CropSamples(torch.utils.data.Dataset):
         boxes = jitter_boxes(target[self.box_key].float(), self.config.box_jitter, generator)
         index_ = torch.zeros(len(boxes), dtype=torch.long)
         x, rois = crop_inputs(image[None], boxes, index_, self.config)
-        masks = target["visible_masks"].float()
-        visible = crop(masks[:, None], rois, torch.arange(len(boxes)), self.config.roi_size)[:, 0] > 0.5
-        anyone = crop(masks.amax(0, keepdim=True)[None], rois, index_, self.config.roi_size)[:, 0] > 0.5
-        return {"x": x}, {"labels": target["labels"], "visible": visible.float(), "others": (anyone & ~visible).float()}
+        visible = crop(target["visible_masks"][:, None].float(), rois, torch.arange(len(boxes)),
+                       self.config.roi_size)[:, 0]
+        return {"x": x}, {"labels": target["labels"], "visible": (visible > 0.5).float()}
 
 
 def jitter_boxes(boxes: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
@@ -291,7 +287,7 @@ def read_visible(head: CropHead, image: torch.Tensor, boxes: torch.Tensor) -> to
 def collate_crops(batch: list) -> tuple[dict, dict]:
     inputs, targets = zip(*batch)
     return ({"x": torch.cat([i["x"] for i in inputs])},
-            {k: torch.cat([t[k] for t in targets]) for k in ("labels", "visible", "others")})
+            {k: torch.cat([t[k] for t in targets]) for k in ("labels", "visible")})
 
 
 def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExperiment, split: str = "train",
