@@ -26,6 +26,7 @@ from amodal3d.models.crop_head import (
     load_crop_head,
     mask_quality,
     maskness,
+    read_crops,
     second_look,
     soft_dice_loss,
     unclaimed_fraction,
@@ -298,3 +299,14 @@ def test_flipped_second_look_is_mirror_symmetric():
     assert torch.allclose(a.visible, b.visible.flip(-1), atol=1e-4)
     plain = second_look(head, image, boxes, scores)
     assert not torch.allclose(plain.visible, a.visible, atol=1e-3)  # the mirrored reading counts
+
+
+def test_read_crops_at_another_enlargement():
+    torch.manual_seed(0)
+    head = CropHead(TINY).eval()
+    image, boxes = torch.rand(3, 48, 48), torch.tensor([[10.0, 12.0, 30.0, 28.0]])
+    probs, masks = read_crops(head, image, boxes)
+    same = read_crops(head, image, boxes, enlarge=TINY.enlarge)
+    assert torch.equal(same[0], probs) and torch.equal(same[1], masks)
+    _, wider = read_crops(head, image, boxes, enlarge=2 * TINY.enlarge)
+    assert (wider > 0).sum() > (masks > 0).sum()  # pasted back over a crop twice as wide

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -111,3 +112,21 @@ def test_bench_a3d_combines_the_protocol_files_only(tmp_path, monkeypatch):
     combined = json.loads((tmp_path / "a3d.json").read_text())
     assert list(combined["results"]) == ["end-to-end"]
     assert combined["summary"]["end-to-end"]["a3d_minus_maskrcnn_miou"] == 10.0
+
+
+def test_step1_alternatives_matches_one_to_one_and_makes_masks_disjoint():
+    alternatives = _script("step1_alternatives", BENCHMARKS)
+    iou = torch.tensor([[0.9, 0.8], [0.85, 0.3], [0.4, 0.45]])
+    # the best pair first: object 0 takes prediction 0, so object 1 is left without a match of IoU >= 0.5
+    assert alternatives.greedy_match(iou).tolist() == pytest.approx([0.9, 0.0, 0.0])
+    assert alternatives.greedy_match(iou[:, [1, 0]]).tolist() == pytest.approx([0.9, 0.0, 0.0])
+    probs = torch.zeros(3, 4, 8)
+    probs[0, :, :4] = 0.9   # object 0
+    probs[1, :, 3:] = 0.8   # object 1 overlaps object 0 in column 3 (a quarter of object 0), less sure there
+    probs[2, :, :4] = 0.7   # a near-duplicate of object 0
+    both = alternatives.disjoint(probs, spare_duplicates=False)
+    assert not (both[:, None] & both[None]).sum((2, 3)).fill_diagonal_(0).any()  # no pixel shared
+    assert both[0].sum() == 16 and both[1].sum() == 16 and not both[2].any()
+    spared = alternatives.disjoint(probs, spare_duplicates=True)
+    # the duplicate keeps what it shares with object 0 and loses column 3 to object 1, as object 1 does to 0
+    assert spared[0].sum() == 16 and spared[1].sum() == 16 and spared[2].sum() == 12

@@ -16,7 +16,7 @@ on ground-truth boxes jittered like detections (``box_jitter``), with the detect
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -211,13 +211,15 @@ def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores
 
 
 @torch.no_grad()
-def read_crops(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: bool = False
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def read_crops(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: bool = False,
+               enlarge: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The head's reading of the crop of each box (N, 4) in ``image`` (3, H, W), N >= 1: category
     probabilities (N, num_categories) and visible-mask probabilities (N, H, W) at image resolution.
-    ``flip``: the average with the reading of each crop mirrored (its mask mirrored back)."""
+    ``flip``: the average with the reading of each crop mirrored (its mask mirrored back). ``enlarge``:
+    another crop side / box side than the one the head was trained with (``config.enlarge``)."""
+    config = head.config if enlarge is None else replace(head.config, enlarge=enlarge)
     x, rois = crop_inputs(image[None], boxes, torch.zeros(len(boxes), dtype=torch.long, device=boxes.device),
-                          head.config)
+                          config)
     n = len(x)
     out, _ = head.eval()({"x": torch.cat([x, x.flip(-1)]) if flip else x})
     probs, mask_logits = out.class_logits.softmax(1), out.mask_logits

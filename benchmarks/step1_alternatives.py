@@ -1,0 +1,199 @@
+"""Step 1's visible masks: what the wrong ones are, and two ways of reading or combining them that were
+measured against the shipped pipeline (same detections, side by side).
+
+    python benchmarks/step1_alternatives.py --data DATA [--split val] [--limit 300]
+    -> benchmarks/results/step1_alternatives_<split>.json
+
+For every image: the shipped detector, its detections grouped into objects, and the shipped crop head
+reading each object's crop mirrored too (as the pipeline does). Then:
+
+- **failures**: for each found object (a detected box within IoU 0.5 of its amodal box) whose visible
+  mask has IoU < 0.5: its occlusion, IoU, the mask's precision and recall against the true visible mask,
+  whether it is mostly another object's visible mask;
+- **enlargements**: the crop head's readings at several crop sizes (crop side / box side; the head was
+  trained at 1.3), averaged: category accuracy, mask IoU and the share of IoU >= 0.5 on found objects,
+  visible AP50 (scores as the pipeline's ``second_look``: objectness x p(label) x mask quality);
+- **disjoint**: the visible masks made disjoint per pixel (each pixel to the object with the highest
+  probability), or only between masks that are not near-duplicates (overlap < 50 % of the smaller one):
+  how many ground-truth objects a one-to-one matching at visible IoU >= 0.5 finds (the harness's
+  matching; occluded: >= 5 % hidden).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.ops import box_iou
+from tqdm import tqdm
+
+from amodal3d.data.dataset import AmodalDataset
+from amodal3d.evaluation.metrics import coco_mask_ap
+from amodal3d.io import atomic_write_json
+from amodal3d.masks import encode_rle
+from amodal3d.models.crop_head import group_detections, load_crop_head, mask_quality, read_crops
+from amodal3d.models.detector import load_detector
+from amodal3d.pipeline import resolve_pipeline_dir
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ENLARGEMENTS = {"1.3 (shipped)": (1.3,), "1.3 + 1.15": (1.3, 1.15), "1.3 + 1.5": (1.3, 1.5),
+                "1.15 + 1.3 + 1.5": (1.15, 1.3, 1.5), "1.2 + 1.4": (1.2, 1.4)}
+
+
+def iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mask IoU (A, B) of bool masks ``a`` (A, H, W) and ``b`` (B, H, W)."""
+    a, b = a.flatten(1).float(), b.flatten(1).float()
+    inter = a @ b.T
+    return inter / (a.sum(1)[:, None] + b.sum(1)[None] - inter).clamp_min(1)
+
+
+def greedy_match(iou: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """One-to-one matching of ground truth (rows) to predictions (columns) by falling IoU (>= threshold)
+    -> (G,) the matched IoU of each ground-truth object, 0 when unmatched."""
+    iou, matched = iou.clone(), torch.zeros(iou.shape[0])
+    while iou.numel() and iou.max() >= threshold:
+        g, p = divmod(int(iou.argmax()), iou.shape[1])
+        matched[g] = iou[g, p]
+        iou[g], iou[:, p] = -1, -1
+    return matched
+
+
+def disjoint(probs: torch.Tensor, spare_duplicates: bool) -> torch.Tensor:
+    """(G, H, W) visible-mask probabilities -> bool masks where each pixel stays only with the object of
+    the highest probability there; with ``spare_duplicates``, only against objects whose masks overlap
+    it by less than half of the smaller mask."""
+    masks = probs > 0.5
+    if len(probs) < 2:
+        return masks
+    flat = masks.flatten(1).float()
+    inter = flat @ flat.T
+    rivals = inter / torch.minimum(flat.sum(1)[:, None], flat.sum(1)[None]).clamp_min(1) < 0.5
+    if not spare_duplicates:
+        rivals[:] = True
+    rivals.fill_diagonal_(False)
+    kept = masks.clone()
+    for k in range(len(probs)):
+        if rivals[k].any():
+            kept[k] &= ~(probs[rivals[k]] > probs[k]).any(0)
+    return kept
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--weights", default="cpu-small", help="pipeline folder or built-in name")
+    parser.add_argument("--out", default=None, help="default: benchmarks/results/step1_alternatives_<split>.json")
+    args = parser.parse_args()
+    folder = resolve_pipeline_dir(args.weights)
+    detector, head = load_detector(folder / "detector.safetensors"), load_crop_head(folder / "crop_head.safetensors")
+    box_key = f"{detector.config.box_targets}_boxes"
+    dataset = AmodalDataset(args.data, args.split)
+    n = min(args.limit, len(dataset))
+    enlargements = sorted({e for combo in ENLARGEMENTS.values() for e in combo})
+    images, gt = [], []
+    detections = {name: [] for name in ENLARGEMENTS}
+    right, ious = ({name: [] for name in ENLARGEMENTS} for _ in range(2))
+    failures = []
+    matched = {name: [] for name in ("as read", "disjoint per pixel", "disjoint, near-duplicates spared")}
+    occlusion = []
+    for index in tqdm(range(n), desc="step 1", unit="img"):
+        image, target = dataset[index]
+        image_id = int(target["image_id"])
+        images.append({"id": image_id, "height": image.shape[1], "width": image.shape[2]})
+        visible, amodal = target["visible_masks"].bool(), target["amodal_masks"].bool()
+        hidden = 1 - visible.flatten(1).sum(1) / amodal.flatten(1).sum(1).clamp_min(1)
+        occlusion += hidden.tolist()
+        for g, label in enumerate(target["labels"].tolist()):
+            gt.append({"image_id": image_id, "category_id": label, "segmentation": encode_rle(visible[g].numpy())})
+        with torch.no_grad():
+            out, _ = detector([image])
+        leaders, objectness = group_detections(out.boxes[0], out.scores[0], head.config.group_iou)
+        if len(leaders) == 0:
+            for name in matched:
+                matched[name] += [0.0] * len(visible)
+            continue
+        boxes = out.boxes[0][leaders]
+        readings = {e: read_crops(head, image, boxes, flip=True, enlarge=e) for e in enlargements}
+        overlap = box_iou(target[box_key], boxes)
+        for name, combo in ENLARGEMENTS.items():
+            probs = sum(readings[e][0] for e in combo) / len(combo)
+            masks = sum(readings[e][1] for e in combo) / len(combo)
+            best, label = probs.max(1)
+            scores = objectness * best * mask_quality(masks, objectness * best)
+            detections[name] += [{"image_id": image_id, "category_id": int(label[k]) + 1, "score": float(scores[k]),
+                                  "segmentation": encode_rle((masks[k] > 0.5).numpy())} for k in range(len(scores))]
+            mask_ious = iou_matrix(visible, masks > 0.5)
+            for g, truth in enumerate(target["labels"].tolist()):
+                if overlap[g].max() < 0.5:
+                    continue
+                j = int(overlap[g].argmax())
+                right[name].append(int(label[j]) + 1 == truth)
+                ious[name].append(float(mask_ious[g, j]))
+                if name == "1.3 (shipped)" and mask_ious[g, j] < 0.5:
+                    predicted = masks[j] > 0.5
+                    inter = float((predicted & visible[g]).sum())
+                    others = torch.cat([mask_ious[:g, j], mask_ious[g + 1:, j]])
+                    failures.append({"occlusion": float(hidden[g]), "iou": float(mask_ious[g, j]),
+                                     "precision": inter / max(float(predicted.sum()), 1.0),
+                                     "recall": inter / max(float(visible[g].sum()), 1.0),
+                                     "mostly_another_object": bool(len(others) and others.max() >= 0.5)})
+        shipped = readings[1.3][1]
+        for name, masks in (("as read", shipped > 0.5), ("disjoint per pixel", disjoint(shipped, False)),
+                            ("disjoint, near-duplicates spared", disjoint(shipped, True))):
+            matched[name] += greedy_match(iou_matrix(visible, masks)).tolist()
+
+    category_ids = [int(c["id"]) for c in dataset.categories]
+    occluded = np.array(occlusion) >= 0.05
+    precision = np.array([f["precision"] for f in failures])
+    recall = np.array([f["recall"] for f in failures])
+    report = {
+        "benchmark": "step-1 visible masks: failures, crop enlargements, disjoint masks",
+        "command": f"python benchmarks/step1_alternatives.py --data D --split {args.split} --limit {args.limit}",
+        "arguments": vars(args), "images": n, "objects": len(occlusion),
+        "found_objects": len(ious["1.3 (shipped)"]),
+        "failures": {
+            "count": len(failures),
+            "median_occlusion": round(float(np.median([f["occlusion"] for f in failures])), 3),
+            "median_iou": round(float(np.median([f["iou"] for f in failures])), 3),
+            "median_precision": round(float(np.median(precision)), 3),
+            "median_recall": round(float(np.median(recall)), 3),
+            "over_segmented (recall >= 0.7, precision < 0.5)": int(((recall >= 0.7) & (precision < 0.5)).sum()),
+            "under_segmented (precision >= 0.7, recall < 0.5)": int(((precision >= 0.7) & (recall < 0.5)).sum()),
+            "both_below_0.5": int(((precision < 0.5) & (recall < 0.5)).sum()),
+            "mostly_another_object (IoU >= 0.5 with it)": int(sum(f["mostly_another_object"] for f in failures)),
+        },
+        "enlargements": {name: {
+            "category_accuracy": round(float(np.mean(right[name])), 4),
+            "mean_mask_iou": round(float(np.mean(ious[name])), 4),
+            "mask_iou_at_least_0.5": round(float(np.mean(np.array(ious[name]) >= 0.5)), 4),
+            "visible_ap": coco_mask_ap(images, gt, detections[name], category_ids),
+        } for name in ENLARGEMENTS},
+        "disjoint": {name: {
+            "matched": int((np.array(m) > 0).sum()),
+            "occluded_matched": int((np.array(m)[occluded] > 0).sum()),
+            "occluded_objects": int(occluded.sum()),
+            "mean_matched_iou_all_objects": round(float(np.mean(m)), 4),
+        } for name, m in matched.items()},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+    }
+    out = Path(args.out) if args.out else RESULTS / f"step1_alternatives_{args.split}.json"
+    atomic_write_json(out, report, indent=2)
+    print(f"{n} images, {len(occlusion)} objects, {report['found_objects']} found; masks of IoU < 0.5: "
+          f"{report['failures']}")
+    for name, r in report["enlargements"].items():
+        print(f"enlargement {name:18s} category {100 * r['category_accuracy']:.1f} %, mask IoU "
+              f"{r['mean_mask_iou']:.4f} (>= 0.5: {100 * r['mask_iou_at_least_0.5']:.1f} %), "
+              f"visible AP50 {r['visible_ap']['AP50']:.4f}")
+    for name, r in report["disjoint"].items():
+        print(f"{name:34s} matched {r['matched']}, occluded {r['occluded_matched']} of {r['occluded_objects']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
