@@ -13,6 +13,9 @@ reading each object's crop mirrored too (as the pipeline does). Then:
 - **enlargements**: the crop head's readings at several crop sizes (crop side / box side; the head was
   trained at 1.3), averaged: category accuracy, mask IoU and the share of IoU >= 0.5 on found objects,
   visible AP50 (scores as the pipeline's ``second_look``: objectness x p(label) x mask quality);
+- **boxes**: the crop head (two readings) on other boxes than each object's leading detection: the
+  score-weighted mean box of its group (box voting), and, as a bound that needs the truth, the true
+  amodal box of each found object: mask IoU and the share of IoU >= 0.5 on found objects;
 - **disjoint**: the visible masks made disjoint per pixel (each pixel to the object with the highest
   probability), or only between masks that are not near-duplicates (overlap < 50 % of the smaller one):
   how many ground-truth objects a one-to-one matching at visible IoU >= 0.5 finds (the harness's
@@ -101,6 +104,8 @@ def main() -> int:
     right, ious = ({name: [] for name in ENLARGEMENTS} for _ in range(2))
     failures = []
     matched = {name: [] for name in ("as read", "disjoint per pixel", "disjoint, near-duplicates spared")}
+    box_ious = {name: [] for name in ("leading detection (shipped)", "score-weighted mean of the group",
+                                      "true amodal box (needs the truth)")}
     occlusion = []
     for index in tqdm(range(n), desc="step 1", unit="img"):
         image, target = dataset[index]
@@ -144,6 +149,15 @@ def main() -> int:
                                      "recall": inter / max(float(visible[g].sum()), 1.0),
                                      "mostly_another_object": bool(len(others) and others.max() >= 0.5)})
         shipped = readings[1.3][1]
+        group = (box_iou(boxes, out.boxes[0]) > head.config.group_iou).float() * out.scores[0][None]
+        voted = read_crops(head, image, (group @ out.boxes[0]) / group.sum(1, keepdim=True), flip=True)[1]
+        found = [(g, int(overlap[g].argmax())) for g in range(len(visible)) if overlap[g].max() >= 0.5]
+        if found:
+            truth = read_crops(head, image, target[box_key][[g for g, _ in found]].float(), flip=True)[1]
+            for name, masks in (("leading detection (shipped)", shipped[[j for _, j in found]]),
+                                ("score-weighted mean of the group", voted[[j for _, j in found]]), (
+                                "true amodal box (needs the truth)", truth)):
+                box_ious[name] += iou_matrix(visible[[g for g, _ in found]], masks > 0.5).diagonal().tolist()
         for name, masks in (("as read", shipped > 0.5), ("disjoint per pixel", disjoint(shipped, False)),
                             ("disjoint, near-duplicates spared", disjoint(shipped, True))):
             matched[name] += greedy_match(iou_matrix(visible, masks)).tolist()
@@ -174,6 +188,9 @@ def main() -> int:
             "mask_iou_at_least_0.5": round(float(np.mean(np.array(ious[name]) >= 0.5)), 4),
             "visible_ap": coco_mask_ap(images, gt, detections[name], category_ids),
         } for name in ENLARGEMENTS},
+        "boxes": {name: {"mean_mask_iou": round(float(np.mean(v)), 4),
+                         "mask_iou_at_least_0.5": round(float(np.mean(np.array(v) >= 0.5)), 4)}
+                  for name, v in box_ious.items()},
         "disjoint": {name: {
             "matched": int((np.array(m) > 0).sum()),
             "occluded_matched": int((np.array(m)[occluded] > 0).sum()),
@@ -190,6 +207,8 @@ def main() -> int:
         print(f"enlargement {name:18s} category {100 * r['category_accuracy']:.1f} %, mask IoU "
               f"{r['mean_mask_iou']:.4f} (>= 0.5: {100 * r['mask_iou_at_least_0.5']:.1f} %), "
               f"visible AP50 {r['visible_ap']['AP50']:.4f}")
+    for name, r in report["boxes"].items():
+        print(f"boxes: {name:34s} mask IoU {r['mean_mask_iou']:.4f} (>= 0.5: {100 * r['mask_iou_at_least_0.5']:.1f} %)")
     for name, r in report["disjoint"].items():
         print(f"{name:34s} matched {r['matched']}, occluded {r['occluded_matched']} of {r['occluded_objects']}")
     return 0
