@@ -35,7 +35,7 @@ from torchvision.ops import box_iou
 from tqdm import tqdm
 
 from amodal3d.data.dataset import AmodalDataset
-from amodal3d.evaluation.metrics import coco_mask_ap
+from amodal3d.evaluation.metrics import coco_mask_ap, mask_iou_matrix, match_greedy
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle
 from amodal3d.models.crop_head import group_detections, load_crop_head, mask_quality, read_crops
@@ -47,22 +47,15 @@ ENLARGEMENTS = {"1.3 (shipped)": (1.3,), "1.3 + 1.15": (1.3, 1.15), "1.3 + 1.5":
                 "1.15 + 1.3 + 1.5": (1.15, 1.3, 1.5), "1.2 + 1.4": (1.2, 1.4)}
 
 
-def iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mask IoU (A, B) of bool masks ``a`` (A, H, W) and ``b`` (B, H, W)."""
-    a, b = a.flatten(1).float(), b.flatten(1).float()
-    inter = a @ b.T
-    return inter / (a.sum(1)[:, None] + b.sum(1)[None] - inter).clamp_min(1)
-
-
-def greedy_match(iou: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """One-to-one matching of ground truth (rows) to predictions (columns) by falling IoU (>= threshold)
-    -> (G,) the matched IoU of each ground-truth object, 0 when unmatched."""
-    iou, matched = iou.clone(), torch.zeros(iou.shape[0])
-    while iou.numel() and iou.max() >= threshold:
-        g, p = divmod(int(iou.argmax()), iou.shape[1])
-        matched[g] = iou[g, p]
-        iou[g], iou[:, p] = -1, -1
-    return matched
+def matched_iou(visible: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
+    """(G,) the visible-mask IoU at which the harness's one-to-one matching (``match_greedy``, IoU >= 0.5)
+    pairs each ground-truth object (``visible`` (G, H, W)) with a predicted mask (``masks`` (P, H, W)), 0
+    when unmatched."""
+    iou = mask_iou_matrix(visible.numpy(), masks.numpy())
+    match = match_greedy(iou)
+    if iou.size == 0:
+        return np.zeros(len(match))
+    return np.where(match >= 0, iou[np.arange(len(match)), np.maximum(match, 0)], 0.0)
 
 
 def disjoint(probs: torch.Tensor, spare_duplicates: bool) -> torch.Tensor:
@@ -133,7 +126,7 @@ def main() -> int:
             scores = objectness * best * mask_quality(masks, objectness * best)
             detections[name] += [{"image_id": image_id, "category_id": int(label[k]) + 1, "score": float(scores[k]),
                                   "segmentation": encode_rle((masks[k] > 0.5).numpy())} for k in range(len(scores))]
-            mask_ious = iou_matrix(visible, masks > 0.5)
+            mask_ious = mask_iou_matrix(visible.numpy(), (masks > 0.5).numpy())
             for g, truth in enumerate(target["labels"].tolist()):
                 if overlap[g].max() < 0.5:
                     continue
@@ -143,7 +136,7 @@ def main() -> int:
                 if name == "1.3 (shipped)" and mask_ious[g, j] < 0.5:
                     predicted = masks[j] > 0.5
                     inter = float((predicted & visible[g]).sum())
-                    others = torch.cat([mask_ious[:g, j], mask_ious[g + 1:, j]])
+                    others = np.delete(mask_ious[:, j], g)
                     failures.append({"occlusion": float(hidden[g]), "iou": float(mask_ious[g, j]),
                                      "precision": inter / max(float(predicted.sum()), 1.0),
                                      "recall": inter / max(float(visible[g].sum()), 1.0),
@@ -157,10 +150,11 @@ def main() -> int:
             for name, masks in (("leading detection (shipped)", shipped[[j for _, j in found]]),
                                 ("score-weighted mean of the group", voted[[j for _, j in found]]), (
                                 "true amodal box (needs the truth)", truth)):
-                box_ious[name] += iou_matrix(visible[[g for g, _ in found]], masks > 0.5).diagonal().tolist()
+                box_ious[name] += mask_iou_matrix(visible[[g for g, _ in found]].numpy(),
+                                                  (masks > 0.5).numpy()).diagonal().tolist()
         for name, masks in (("as read", shipped > 0.5), ("disjoint per pixel", disjoint(shipped, False)),
                             ("disjoint, near-duplicates spared", disjoint(shipped, True))):
-            matched[name] += greedy_match(iou_matrix(visible, masks)).tolist()
+            matched[name] += matched_iou(visible, masks).tolist()
 
     category_ids = [int(c["id"]) for c in dataset.categories]
     occluded = np.array(occlusion) >= 0.05

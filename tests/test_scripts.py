@@ -114,12 +114,15 @@ def test_bench_a3d_combines_the_protocol_files_only(tmp_path, monkeypatch):
     assert combined["summary"]["end-to-end"]["a3d_minus_maskrcnn_miou"] == 10.0
 
 
-def test_step1_alternatives_matches_one_to_one_and_makes_masks_disjoint():
+def test_step1_alternatives_matches_like_the_harness_and_makes_masks_disjoint():
     alternatives = _script("step1_alternatives", BENCHMARKS)
-    iou = torch.tensor([[0.9, 0.8], [0.85, 0.3], [0.4, 0.45]])
-    # the best pair first: object 0 takes prediction 0, so object 1 is left without a match of IoU >= 0.5
-    assert alternatives.greedy_match(iou).tolist() == pytest.approx([0.9, 0.0, 0.0])
-    assert alternatives.greedy_match(iou[:, [1, 0]]).tolist() == pytest.approx([0.9, 0.0, 0.0])
+    visible = torch.zeros(2, 4, 4, dtype=torch.bool)
+    visible[0, :2], visible[1, 2:] = True, True
+    predicted = torch.stack([visible[0], visible[0] | visible[1], visible[1] & (torch.arange(4) < 1)])
+    # object 0 takes its exact mask first; object 1 then gets the union (IoU 0.5), not the sliver (0.25)
+    assert alternatives.matched_iou(visible, predicted).tolist() == pytest.approx([1.0, 0.5])
+    assert alternatives.matched_iou(visible, predicted[2:]).tolist() == pytest.approx([0.0, 0.0])
+    assert alternatives.matched_iou(visible, predicted[:0]).tolist() == [0.0, 0.0]
     probs = torch.zeros(3, 4, 8)
     probs[0, :, :4] = 0.9   # object 0
     probs[1, :, 3:] = 0.8   # object 1 overlaps object 0 in column 3 (a quarter of object 0), less sure there
