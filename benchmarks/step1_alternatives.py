@@ -9,7 +9,8 @@ reading each object's crop mirrored too (as the pipeline does). Then:
 
 - **failures**: for each found object (a detected box within IoU 0.5 of its amodal box) whose visible
   mask has IoU < 0.5: its occlusion, IoU, the mask's precision and recall against the true visible mask,
-  whether it is mostly another object's visible mask;
+  whether it is mostly another object's visible mask, and how well its detected box fits its true amodal
+  box (against the other found objects);
 - **enlargements**: the crop head's readings at several crop sizes (crop side / box side; the head was
   trained at 1.3), averaged: category accuracy, mask IoU and the share of IoU >= 0.5 on found objects,
   visible AP50 (scores as the pipeline's ``second_look``: objectness x p(label) x mask quality);
@@ -95,7 +96,7 @@ def main() -> int:
     images, gt = [], []
     detections = {name: [] for name in ENLARGEMENTS}
     right, ious = ({name: [] for name in ENLARGEMENTS} for _ in range(2))
-    failures = []
+    failures, good_box_ious = [], []
     matched = {name: [] for name in ("as read", "disjoint per pixel", "disjoint, near-duplicates spared")}
     box_ious = {name: [] for name in ("leading detection (shipped)", "score-weighted mean of the group",
                                       "true amodal box (needs the truth)")}
@@ -133,11 +134,14 @@ def main() -> int:
                 j = int(overlap[g].argmax())
                 right[name].append(int(label[j]) + 1 == truth)
                 ious[name].append(float(mask_ious[g, j]))
+                if name == "1.3 (shipped)" and mask_ious[g, j] >= 0.5:
+                    good_box_ious.append(float(overlap[g, j]))
                 if name == "1.3 (shipped)" and mask_ious[g, j] < 0.5:
                     predicted = masks[j] > 0.5
                     inter = float((predicted & visible[g]).sum())
                     others = np.delete(mask_ious[:, j], g)
                     failures.append({"occlusion": float(hidden[g]), "iou": float(mask_ious[g, j]),
+                                     "box_iou": float(overlap[g, j]),
                                      "precision": inter / max(float(predicted.sum()), 1.0),
                                      "recall": inter / max(float(visible[g].sum()), 1.0),
                                      "mostly_another_object": bool(len(others) and others.max() >= 0.5)})
@@ -171,6 +175,9 @@ def main() -> int:
             "median_iou": round(float(np.median([f["iou"] for f in failures])), 3),
             "median_precision": round(float(np.median(precision)), 3),
             "median_recall": round(float(np.median(recall)), 3),
+            "median_box_iou (detected vs true amodal box)": round(float(np.median([f["box_iou"]
+                                                                                   for f in failures])), 3),
+            "median_box_iou of the other found objects": round(float(np.median(good_box_ious)), 3),
             "over_segmented (recall >= 0.7, precision < 0.5)": int(((recall >= 0.7) & (precision < 0.5)).sum()),
             "under_segmented (precision >= 0.7, recall < 0.5)": int(((precision >= 0.7) & (recall < 0.5)).sum()),
             "both_below_0.5": int(((precision < 0.5) & (recall < 0.5)).sum()),
