@@ -20,7 +20,7 @@ reading each object's crop mirrored too (as the pipeline does). Then:
 - **disjoint**: the visible masks made disjoint per pixel (each pixel to the object with the highest
   probability), or only between masks that are not near-duplicates (overlap < 50 % of the smaller one):
   how many ground-truth objects a one-to-one matching at visible IoU >= 0.5 finds (the harness's
-  matching; occluded: >= 5 % hidden).
+  matching; occluded: ``occlude_rate`` >= 0.05, as in the harness).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from torchvision.ops import box_iou
 from tqdm import tqdm
 
 from amodal3d.data.dataset import AmodalDataset
-from amodal3d.evaluation.metrics import coco_mask_ap, mask_iou_matrix, match_greedy
+from amodal3d.evaluation.metrics import OCCLUDED_MIN_RATE, coco_mask_ap, mask_iou_matrix, match_greedy
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle
 from amodal3d.models.crop_head import group_detections, load_crop_head, mask_quality, read_crops
@@ -105,8 +105,7 @@ def main() -> int:
         image, target = dataset[index]
         image_id = int(target["image_id"])
         images.append({"id": image_id, "height": image.shape[1], "width": image.shape[2]})
-        visible, amodal = target["visible_masks"].bool(), target["amodal_masks"].bool()
-        hidden = 1 - visible.flatten(1).sum(1) / amodal.flatten(1).sum(1).clamp_min(1)
+        visible, hidden = target["visible_masks"].bool(), target["occlude_rate"]
         occlusion += hidden.tolist()
         for g, label in enumerate(target["labels"].tolist()):
             gt.append({"image_id": image_id, "category_id": label, "segmentation": encode_rle(visible[g].numpy())})
@@ -161,7 +160,7 @@ def main() -> int:
             matched[name] += matched_iou(visible, masks).tolist()
 
     category_ids = [int(c["id"]) for c in dataset.categories]
-    occluded = np.array(occlusion) >= 0.05
+    occluded = np.array(occlusion) >= OCCLUDED_MIN_RATE
     precision = np.array([f["precision"] for f in failures])
     recall = np.array([f["recall"] for f in failures])
     report = {

@@ -396,10 +396,10 @@ def test_shipped_model_on_cuda_predicts_what_it_predicts_on_cpu():
     from amodal3d.masks import mask_iou
 
     source = open_mesh_source("procedural", seed=0)
+    cpu, gpu = (AmodalSegmenter.from_pretrained("cpu-small", device=device) for device in ("cpu", "cuda"))
     for index in range(3):
         image = render_scene(np.random.default_rng([0, index]), source, "test", SceneConfig()).image
-        on_cpu = AmodalSegmenter.from_pretrained("cpu-small", device="cpu").predict(image)
-        on_gpu = AmodalSegmenter.from_pretrained("cpu-small", device="cuda").predict(image)
+        on_cpu, on_gpu = cpu.predict(image), gpu.predict(image)
         assert len(on_gpu.labels) == len(on_cpu.labels) > 0
         assert (on_gpu.labels == on_cpu.labels).all()
         np.testing.assert_allclose(on_gpu.scores, on_cpu.scores, atol=2e-3)
