@@ -2,11 +2,12 @@
 head (step 1b), side by side on the same detections.
 
     python benchmarks/diagnose_detector.py --data DATA [--split test] [--limit 300] [--weights cpu-small]
-        [--other-crop-head LABEL=PATH ...] [--out JSON]
+        [--other-crop-head LABEL=PATH ...] [--other-detector LABEL=PATH ...] [--out JSON]
     -> benchmarks/results/detector_diagnosis.json
 
 ``--other-crop-head`` scores other crop heads (e.g. candidates, or the previous release) on the same
-detections, as extra rows.
+detections, as extra rows; ``--other-detector`` runs another detector (a candidate, or the previous
+release's) with the pipeline's crop head on the same images, side by side.
 
 The detections are grouped into objects (``crop_head.group_detections``: the box of a group's best
 detection). For every ground-truth object: is a detected object's box within IoU 0.5 of its box (the
@@ -42,31 +43,16 @@ from amodal3d.pipeline import resolve_pipeline_dir
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--limit", type=int, default=300)
-    parser.add_argument("--weights", default="cpu-small", help="pipeline folder or built-in name")
-    parser.add_argument("--other-crop-head", action="append", default=[], metavar="LABEL=PATH",
-                        help="also score this crop head on the same detections, as the row 'crop head, LABEL'")
-    parser.add_argument("--out", default=str(RESULTS / "detector_diagnosis.json"))
-    args = parser.parse_args()
-    folder = resolve_pipeline_dir(args.weights)
-    detector = load_detector(folder / "detector.safetensors")
-    head = load_crop_head(folder / "crop_head.safetensors")
-    heads = {"crop head": (head, False, True), "crop head + flip": (head, True, True),
-             "crop head, objectness x p(label) only": (head, False, False)}
-    for item in args.other_crop_head:
-        label, _, path = item.partition("=")
-        heads[f"crop head, {label}"] = (load_crop_head(path), False, True)
+def diagnose(detector, heads: dict, dataset, n: int) -> dict:
+    """Step 1 on the first ``n`` images: per row (the detector alone, then each crop head in ``heads``,
+    name -> (head, flip, rescore)) category accuracy, mask IoU and visible AP50 with and without categories;
+    the share of objects with a detected box; the first head's confusion matrix."""
+    first = next(iter(heads.values()))[0]
     box_key = f"{detector.config.box_targets}_boxes"
-    dataset = AmodalDataset(args.data, args.split)
-    n = min(args.limit, len(dataset))
     rows = ["detector", *heads]
-    images, gt, dt = [], [], {name: [] for name in [*rows, "crop head, top 3"]}
+    images, gt, dt = [], [], {name: [] for name in [*rows, "top 3"]}
     found, right, iou = [], {name: [] for name in rows}, {name: [] for name in rows}  # per matched object
-    confusion = np.zeros((head.config.num_categories,) * 2, np.int64)
+    confusion = np.zeros((first.config.num_categories,) * 2, np.int64)
     for index in tqdm(range(n), desc="diagnose", unit="img"):
         image, target = dataset[index]
         image_id = int(target["image_id"])
@@ -79,19 +65,20 @@ def main() -> int:
         for k in range(len(scores)):
             dt["detector"].append({"image_id": image_id, "category_id": int(labels[k]), "score": float(scores[k]),
                                    "segmentation": encode_rle(visible[k].numpy())})
-        for name, look in looks.items():
+        for i, (name, look) in enumerate(looks.items()):
             for k in range(len(look.scores)):
                 segmentation = encode_rle((look.visible[k] > 0.5).numpy())
                 dt[name].append({"image_id": image_id, "category_id": int(look.labels[k]),
                                  "score": float(look.scores[k]), "segmentation": segmentation})
-                if name == "crop head":
+                if i == 0:
                     top = look.probs[k].topk(3)
-                    dt["crop head, top 3"] += [{"image_id": image_id, "category_id": c + 1,
-                                                "score": float(look.objectness[k] * look.quality[k]) * p,
-                                                "segmentation": segmentation}
-                                               for p, c in zip(top.values.tolist(), top.indices.tolist())]
-        leaders, _ = group_detections(boxes, scores, head.config.group_iou)
+                    dt["top 3"] += [{"image_id": image_id, "category_id": c + 1,
+                                     "score": float(look.objectness[k] * look.quality[k]) * p,
+                                     "segmentation": segmentation}
+                                    for p, c in zip(top.values.tolist(), top.indices.tolist())]
+        leaders, _ = group_detections(boxes, scores, first.config.group_iou)
         overlap = box_iou(target[box_key], boxes[leaders]) if len(leaders) else torch.zeros(len(target["labels"]), 0)
+        first_look = next(iter(looks.values()))
         for g, label in enumerate(target["labels"].tolist()):
             gt_visible = target["visible_masks"][g].bool()
             gt.append({"image_id": image_id, "category_id": label, "segmentation": encode_rle(gt_visible.numpy())})
@@ -99,14 +86,13 @@ def main() -> int:
             if not found[-1]:
                 continue
             j = int(overlap[g].argmax())
-            confusion[label - 1, int(looks["crop head"].labels[j]) - 1] += 1
+            confusion[label - 1, int(first_look.labels[j]) - 1] += 1
             right["detector"].append(int(labels[leaders[j]]) == label)
             iou["detector"].append(mask_iou(visible[leaders[j]].numpy(), gt_visible.numpy()))
             for name, look in looks.items():
                 right[name].append(int(look.labels[j]) == label)
                 iou[name].append(mask_iou((look.visible[j] > 0.5).numpy(), gt_visible.numpy()))
-    found = np.array(found, dtype=float)
-    category_ids = list(range(1, head.config.num_categories + 1))
+    category_ids = list(range(1, first.config.num_categories + 1))
 
     def agnostic(rows: list[dict]) -> list[dict]:
         return [{**r, "category_id": 1} for r in rows]
@@ -122,29 +108,72 @@ def main() -> int:
         }
     # COCO counts every (box, category) hypothesis: the detector gives one per category scoring >= 0.05,
     # the pipeline's crop head one per object; its three likeliest categories put it on the same footing
-    results["crop head"]["visible_ap_top3_categories"] = coco_mask_ap(images, gt, dt["crop head, top 3"],
-                                                                      category_ids)
+    results[next(iter(heads))]["visible_ap_top3_categories"] = coco_mask_ap(images, gt, dt["top 3"], category_ids)
+    return {"objects": len(found), "objects_with_a_box_iou_0.5": round(float(np.mean(found)), 4),
+            "results": results, "confusion": confusion}
+
+
+def print_rows(results: dict, prefix: str = "") -> None:
+    for name, r in results.items():
+        print(f"{prefix + name:32s} category accuracy {100 * r['category_accuracy']:.1f} %, mask IoU "
+              f"{r['mean_mask_iou']:.3f} (>= 0.5: {100 * r['mask_iou_at_least_0.5']:.1f} %), visible AP50 "
+              f"{r['visible_ap']['AP50']:.3f}, class-agnostic AP50 {r['class_agnostic_visible_ap']['AP50']:.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--weights", default="cpu-small", help="pipeline folder or built-in name")
+    parser.add_argument("--other-crop-head", action="append", default=[], metavar="LABEL=PATH",
+                        help="also score this crop head on the same detections, as the row 'crop head, LABEL'")
+    parser.add_argument("--other-detector", action="append", default=[], metavar="LABEL=PATH",
+                        help="also run this detector with the pipeline's crop head (mirrored second reading), "
+                             "under 'other_detectors' LABEL")
+    parser.add_argument("--out", default=str(RESULTS / "detector_diagnosis.json"))
+    args = parser.parse_args(argv)
+    folder = resolve_pipeline_dir(args.weights)
+    detector = load_detector(folder / "detector.safetensors")
+    head = load_crop_head(folder / "crop_head.safetensors")
+    heads = {"crop head": (head, False, True), "crop head + flip": (head, True, True),
+             "crop head, objectness x p(label) only": (head, False, False)}
+    for item in args.other_crop_head:
+        label, _, path = item.partition("=")
+        heads[f"crop head, {label}"] = (load_crop_head(path), False, True)
+    dataset = AmodalDataset(args.data, args.split)
+    n = min(args.limit, len(dataset))
+    main_run = diagnose(detector, heads, dataset, n)
+    others = {}
+    for item in args.other_detector:
+        label, _, path = item.partition("=")
+        other = diagnose(load_detector(path), {"crop head + flip": (head, True, True)}, dataset, n)
+        others[label] = {"path": path, **{k: v for k, v in other.items() if k != "confusion"}}
+    confusion = main_run["confusion"]
     names = [c["name"] for c in dataset.categories]
     report = {
         "benchmark": "step-1 diagnosis: localisation, masks, categories",
         "command": f"python benchmarks/diagnose_detector.py --data D --split {args.split} --limit {args.limit}"
-                   + "".join(f" --other-crop-head {item}" for item in args.other_crop_head),
-        "arguments": vars(args), "images": n, "objects": len(found),
-        "objects_with_a_box_iou_0.5": round(float(found.mean()), 4),
-        "results": results,
+                   + "".join(f" --other-crop-head {item}" for item in args.other_crop_head)
+                   + "".join(f" --other-detector {item}" for item in args.other_detector),
+        "arguments": vars(args), "images": n, "objects": main_run["objects"],
+        "objects_with_a_box_iou_0.5": main_run["objects_with_a_box_iou_0.5"],
+        "results": main_run["results"],
+        "other_detectors": others,
         "crop_head_accuracy_per_category": {names[c]: round(float(confusion[c, c] / max(confusion[c].sum(), 1)), 3)
                                             for c in range(len(names))},
         "crop_head_confusion": {"categories": names, "rows_truth_columns_predicted": confusion.tolist()},
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
     }
     atomic_write_json(args.out, report, indent=2)
-    print(f"{n} images, {len(found)} objects; a box within IoU 0.5: {100 * found.mean():.1f} %")
-    for name, r in results.items():
-        print(f"{name:24s} category accuracy {100 * r['category_accuracy']:.1f} %, mask IoU "
-              f"{r['mean_mask_iou']:.3f} (>= 0.5: {100 * r['mask_iou_at_least_0.5']:.1f} %), visible AP50 "
-              f"{r['visible_ap']['AP50']:.3f}, class-agnostic AP50 {r['class_agnostic_visible_ap']['AP50']:.3f}")
+    print(f"{n} images, {main_run['objects']} objects; a box within IoU 0.5: "
+          f"{100 * main_run['objects_with_a_box_iou_0.5']:.1f} %")
+    print_rows(main_run["results"])
     print(f"crop head, three likeliest categories per object: visible AP50 "
-          f"{results['crop head']['visible_ap_top3_categories']['AP50']:.3f}")
+          f"{main_run['results']['crop head']['visible_ap_top3_categories']['AP50']:.3f}")
+    for label, other in others.items():
+        print(f"detector {label}: a box within IoU 0.5: {100 * other['objects_with_a_box_iou_0.5']:.1f} %")
+        print_rows(other["results"], prefix=f"{label}: ")
     return 0
 
 

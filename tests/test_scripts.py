@@ -133,3 +133,23 @@ def test_step1_alternatives_matches_like_the_harness_and_makes_masks_disjoint():
     spared = alternatives.disjoint(probs, spare_duplicates=True)
     # the duplicate keeps what it shares with object 0 and loses column 3 to object 1, as object 1 does to 0
     assert spared[0].sum() == 16 and spared[1].sum() == 16 and spared[2].sum() == 12
+
+
+def test_diagnose_detector_scores_another_detector_exactly_as_the_pipelines_own(tiny_dataset, tmp_path):
+    from amodal3d.pipeline import resolve_pipeline_dir
+
+    diagnose = _script("diagnose_detector", BENCHMARKS)
+    shipped = resolve_pipeline_dir("cpu-small") / "detector.safetensors"
+    out = tmp_path / "diagnosis.json"
+    assert diagnose.main(["--data", str(tiny_dataset), "--split", "train", "--limit", "3",
+                          "--other-detector", f"same={shipped}", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    other = report["other_detectors"]["same"]
+    assert report["objects"] > 0 and other["objects"] == report["objects"]
+    assert other["objects_with_a_box_iou_0.5"] == report["objects_with_a_box_iou_0.5"]
+    def scores(row: dict) -> dict:
+        return {k: v for k, v in row.items() if k != "visible_ap_top3_categories"}
+
+    for row in ("detector", "crop head + flip"):
+        assert scores(other["results"][row]) == scores(report["results"][row])
+    assert "--other-detector same=" in report["command"]
