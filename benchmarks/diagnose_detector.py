@@ -37,16 +37,18 @@ from amodal3d.evaluation.metrics import coco_mask_ap
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle, mask_iou
 from amodal3d.models.crop_head import group_detections, load_crop_head, second_look
-from amodal3d.models.detector import load_detector
+from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, load_detector
 from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PIPELINE_ROW = "crop head + flip + enlargements"  # the crop head as the pipeline runs it
 
 
 def diagnose(detector, heads: dict, dataset, n: int) -> dict:
     """Step 1 on the first ``n`` images: per row (the detector alone, then each crop head in ``heads``,
-    name -> (head, flip, rescore)) category accuracy, mask IoU and visible AP50 with and without categories;
-    the share of objects with a detected box; the first head's confusion matrix."""
+    name -> (head, keyword arguments of ``second_look``)) category accuracy, mask IoU and visible AP50
+    with and without categories; the share of objects with a detected box; the first head's confusion
+    matrix."""
     first = next(iter(heads.values()))[0]
     box_key = f"{detector.config.box_targets}_boxes"
     rows = ["detector", *heads]
@@ -60,8 +62,7 @@ def diagnose(detector, heads: dict, dataset, n: int) -> dict:
         with torch.no_grad():
             out, _ = detector([image])
         boxes, scores, labels, visible = out.boxes[0], out.scores[0], out.labels[0], out.visible_masks[0] > 0.5
-        looks = {name: second_look(h, image, boxes, scores, flip=flip, rescore=rescore)
-                 for name, (h, flip, rescore) in heads.items()}
+        looks = {name: second_look(h, image, boxes, scores, **how) for name, (h, how) in heads.items()}
         for k in range(len(scores)):
             dt["detector"].append({"image_id": image_id, "category_id": int(labels[k]), "score": float(scores[k]),
                                    "segmentation": encode_rle(visible[k].numpy())})
@@ -129,25 +130,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--other-crop-head", action="append", default=[], metavar="LABEL=PATH",
                         help="also score this crop head on the same detections, as the row 'crop head, LABEL'")
     parser.add_argument("--other-detector", action="append", default=[], metavar="LABEL=PATH",
-                        help="also run this detector with the pipeline's crop head (mirrored second reading), "
+                        help="also run this detector with the pipeline's crop head (all its readings), "
                              "under 'other_detectors' LABEL")
     parser.add_argument("--out", default=str(RESULTS / "detector_diagnosis.json"))
     args = parser.parse_args(argv)
     folder = resolve_pipeline_dir(args.weights)
     detector = load_detector(folder / "detector.safetensors")
     head = load_crop_head(folder / "crop_head.safetensors")
-    heads = {"crop head": (head, False, True), "crop head + flip": (head, True, True),
-             "crop head, objectness x p(label) only": (head, False, False)}
+    pipeline = {"flip": True, "enlargements": CROP_HEAD_ENLARGEMENTS}
+    heads = {"crop head": (head, {}), "crop head + flip": (head, {"flip": True}),
+             PIPELINE_ROW: (head, pipeline), "crop head, objectness x p(label) only": (head, {"rescore": False})}
     for item in args.other_crop_head:
         label, _, path = item.partition("=")
-        heads[f"crop head, {label}"] = (load_crop_head(path), False, True)
+        heads[f"crop head, {label}"] = (load_crop_head(path), {})
     dataset = AmodalDataset(args.data, args.split)
     n = min(args.limit, len(dataset))
     main_run = diagnose(detector, heads, dataset, n)
     others = {}
     for item in args.other_detector:
         label, _, path = item.partition("=")
-        other = diagnose(load_detector(path), {"crop head + flip": (head, True, True)}, dataset, n)
+        other = diagnose(load_detector(path), {PIPELINE_ROW: (head, pipeline)}, dataset, n)
         others[label] = {"path": path, **{k: v for k, v in other.items() if k != "confusion"}}
     confusion = main_run["confusion"]
     names = [c["name"] for c in dataset.categories]

@@ -5,7 +5,7 @@ measured against the shipped pipeline (same detections, side by side).
     -> benchmarks/results/step1_alternatives_<split>.json
 
 For every image: the shipped detector, its detections grouped into objects, and the shipped crop head
-reading each object's crop mirrored too (as the pipeline does). Then:
+reading each object's crop mirrored too and at two enlargements (as the pipeline does). Then:
 
 - **failures**: for each found object (a detected box within IoU 0.5 of its amodal box) whose visible
   mask has IoU < 0.5: its occlusion, IoU, the mask's precision and recall against the true visible mask,
@@ -14,7 +14,7 @@ reading each object's crop mirrored too (as the pipeline does). Then:
 - **enlargements**: the crop head's readings at several crop sizes (crop side / box side; the head was
   trained at 1.3), averaged: category accuracy, mask IoU and the share of IoU >= 0.5 on found objects,
   visible AP50 (scores as the pipeline's ``second_look``: objectness x p(label) x mask quality);
-- **boxes**: the crop head (two readings) on other boxes than each object's leading detection: the
+- **boxes**: the crop head (read as the pipeline does) on other boxes than each object's leading detection: the
   score-weighted mean box of its group (box voting), and, as a bound that needs the truth, the true
   amodal box of each found object: mask IoU and the share of IoU >= 0.5 on found objects;
 - **disjoint**: the visible masks made disjoint per pixel (each pixel to the object with the highest
@@ -40,12 +40,21 @@ from amodal3d.evaluation.metrics import OCCLUDED_MIN_RATE, coco_mask_ap, mask_io
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle
 from amodal3d.models.crop_head import group_detections, load_crop_head, mask_quality, read_crops
-from amodal3d.models.detector import load_detector
+from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, load_detector
 from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ENLARGEMENTS = {"1.3 (shipped)": (1.3,), "1.3 + 1.15": (1.3, 1.15), "1.3 + 1.5": (1.3, 1.5),
+# the head's own enlargement (1.3) and the pipeline's further ones
+SHIPPED = " + ".join(str(e) for e in (1.3, *CROP_HEAD_ENLARGEMENTS)) + " (shipped)"
+ENLARGEMENTS = {"1.3 alone": (1.3,), SHIPPED: (1.3, *CROP_HEAD_ENLARGEMENTS), "1.3 + 1.5": (1.3, 1.5),
                 "1.15 + 1.3 + 1.5": (1.15, 1.3, 1.5), "1.2 + 1.4": (1.2, 1.4)}
+
+
+def read_as_shipped(head, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) visible-mask probabilities of the crop head read as the pipeline does: mirrored too, at its
+    own enlargement and at each of ``CROP_HEAD_ENLARGEMENTS``, averaged."""
+    readings = [read_crops(head, image, boxes, flip=True, enlarge=e)[1] for e in (None, *CROP_HEAD_ENLARGEMENTS)]
+    return sum(readings) / len(readings)
 
 
 def matched_iou(visible: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
@@ -133,9 +142,9 @@ def main() -> int:
                 j = int(overlap[g].argmax())
                 right[name].append(int(label[j]) + 1 == truth)
                 ious[name].append(float(mask_ious[g, j]))
-                if name == "1.3 (shipped)" and mask_ious[g, j] >= 0.5:
+                if name == SHIPPED and mask_ious[g, j] >= 0.5:
                     good_box_ious.append(float(overlap[g, j]))
-                if name == "1.3 (shipped)" and mask_ious[g, j] < 0.5:
+                if name == SHIPPED and mask_ious[g, j] < 0.5:
                     predicted = masks[j] > 0.5
                     inter = float((predicted & visible[g]).sum())
                     others = np.delete(mask_ious[:, j], g)
@@ -144,12 +153,12 @@ def main() -> int:
                                      "precision": inter / max(float(predicted.sum()), 1.0),
                                      "recall": inter / max(float(visible[g].sum()), 1.0),
                                      "mostly_another_object": bool(len(others) and others.max() >= 0.5)})
-        shipped = readings[1.3][1]
+        shipped = sum(readings[e][1] for e in ENLARGEMENTS[SHIPPED]) / len(ENLARGEMENTS[SHIPPED])
         group = (box_iou(boxes, out.boxes[0]) > head.config.group_iou).float() * out.scores[0][None]
-        voted = read_crops(head, image, (group @ out.boxes[0]) / group.sum(1, keepdim=True), flip=True)[1]
+        voted = read_as_shipped(head, image, (group @ out.boxes[0]) / group.sum(1, keepdim=True))
         found = [(g, int(overlap[g].argmax())) for g in range(len(visible)) if overlap[g].max() >= 0.5]
         if found:
-            truth = read_crops(head, image, target[box_key][[g for g, _ in found]].float(), flip=True)[1]
+            truth = read_as_shipped(head, image, target[box_key][[g for g, _ in found]].float())
             for name, masks in (("leading detection (shipped)", shipped[[j for _, j in found]]),
                                 ("score-weighted mean of the group", voted[[j for _, j in found]]), (
                                 "true amodal box (needs the truth)", truth)):
@@ -167,7 +176,7 @@ def main() -> int:
         "benchmark": "step-1 visible masks: failures, crop enlargements, disjoint masks",
         "command": f"python benchmarks/step1_alternatives.py --data D --split {args.split} --limit {args.limit}",
         "arguments": vars(args), "images": n, "objects": len(occlusion),
-        "found_objects": len(ious["1.3 (shipped)"]),
+        "found_objects": len(ious[SHIPPED]),
         "failures": {
             "count": len(failures),
             "median_occlusion": round(float(np.median([f["occlusion"] for f in failures])), 3),

@@ -31,7 +31,7 @@ from amodal3d.models.crop_head import (
     soft_dice_loss,
     unclaimed_fraction,
 )
-from amodal3d.models.detector import DetectorConfig, DetectorPredictor, build_detector
+from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, DetectorConfig, DetectorPredictor, build_detector
 
 TINY = CropHeadConfig(num_categories=2, width=8, roi_size=32)
 
@@ -250,12 +250,16 @@ def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():
     assert 0 < len(looked.labels) <= len(plain.labels)     # one entry per object
     tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255
     out, _ = detector.eval()([tensor])
-    # by default the head reads each crop twice, as it is and mirrored
-    single = DetectorPredictor(detector, score_threshold=0.0, crop_head=head, crop_head_flip=False).predict(image)
+    # by default the head reads each crop as it is and mirrored, at its own enlargement and at 1.15
+    single = DetectorPredictor(detector, score_threshold=0.0, crop_head=head, crop_head_flip=False,
+                               crop_head_enlargements=()).predict(image)
     once = second_look(head, tensor, out.boxes[0], out.scores[0])
     assert np.allclose(single.scores, once.scores.sort(descending=True).values.numpy())
-    expected = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True)
+    assert CROP_HEAD_ENLARGEMENTS == (1.15,)
+    expected = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True, enlargements=(1.15,))
     assert not torch.allclose(expected.probs, once.probs)
+    mirrored = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True)
+    assert not torch.allclose(expected.visible, mirrored.visible)
     order = torch.argsort(expected.scores, descending=True, stable=True)
     assert looked.labels.tolist() == expected.labels[order].tolist()
     assert np.array_equal(looked.visible_masks, (expected.visible[order] > 0.5).numpy())
@@ -267,7 +271,7 @@ def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():
     assert len(kept.labels) == int((expected.objectness >= threshold).sum()) >= 1
     assert kept.scores.max() < threshold  # kept although its score (x p(label) < 1) is below it
     assert second_look(head, tensor, out.boxes[0], out.scores[0], min_objectness=threshold,
-                       flip=True).labels.tolist() == \
+                       flip=True, enlargements=(1.15,)).labels.tolist() == \
         expected.labels[expected.objectness >= threshold].tolist()
 
 
@@ -310,3 +314,16 @@ def test_read_crops_at_another_enlargement():
     assert torch.equal(same[0], probs) and torch.equal(same[1], masks)
     _, wider = read_crops(head, image, boxes, enlarge=2 * TINY.enlarge)
     assert (wider > 0).sum() > (masks > 0).sum()  # pasted back over a crop twice as wide
+
+
+def test_second_look_averages_its_readings_at_every_enlargement():
+    torch.manual_seed(0)
+    head = CropHead(TINY).eval()
+    image = torch.rand(3, 48, 64)
+    boxes, scores = torch.tensor([[5.0, 8.0, 30.0, 40.0], [33.0, 2.0, 60.0, 20.0]]), torch.tensor([0.9, 0.6])
+    look = second_look(head, image, boxes, scores, flip=True, enlargements=(1.15, 1.5))
+    readings = [read_crops(head, image, boxes[look.leaders], True, e) for e in (None, 1.15, 1.5)]
+    assert torch.allclose(look.probs, sum(r[0] for r in readings) / 3, atol=1e-6)
+    assert torch.allclose(look.visible, sum(r[1] for r in readings) / 3, atol=1e-6)
+    own = second_look(head, image, boxes, scores, flip=True)
+    assert torch.equal(own.visible, readings[0][1]) and not torch.allclose(own.visible, look.visible, atol=1e-3)

@@ -150,6 +150,6 @@ def test_diagnose_detector_scores_another_detector_exactly_as_the_pipelines_own(
     def scores(row: dict) -> dict:
         return {k: v for k, v in row.items() if k != "visible_ap_top3_categories"}
 
-    for row in ("detector", "crop head + flip"):
+    for row in ("detector", diagnose.PIPELINE_ROW):
         assert scores(other["results"][row]) == scores(report["results"][row])
     assert "--other-detector same=" in report["command"]

@@ -189,12 +189,15 @@ class SecondLook:
 
 @torch.no_grad()
 def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor,
-                min_objectness: float = 0.0, flip: bool = False, rescore: bool = True) -> SecondLook:
+                min_objectness: float = 0.0, flip: bool = False, rescore: bool = True,
+                enlargements: tuple[float, ...] = ()) -> SecondLook:
     """Re-label and re-segment the detections (``boxes`` (N, 4), ``scores`` (N,)) of ``image``
     (3, H, W) in [0, 1]: one entry per object (see :func:`group_detections`) whose objectness reaches
     ``min_objectness`` (the head runs on those only). ``flip``: also read each crop mirrored and
-    average the two readings (category probabilities, mask logits mirrored back). ``rescore``: weigh
-    each score by the :func:`mask_quality` of the objects kept (otherwise objectness x p(label))."""
+    average the two readings (category probabilities, mask logits mirrored back). ``enlargements``:
+    also read each crop at these crop sides / box side and average the probabilities and masks with
+    those of the head's own (``config.enlarge``). ``rescore``: weigh each score by the
+    :func:`mask_quality` of the objects kept (otherwise objectness x p(label))."""
     height, width = image.shape[-2:]
     leaders, objectness = group_detections(boxes, scores, head.config.group_iou)
     keep = objectness >= min_objectness
@@ -203,7 +206,9 @@ def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores
         probs = scores.new_zeros((0, head.config.num_categories))
         return SecondLook(leaders, boxes[:0], leaders, scores[:0], scores[:0], scores[:0], probs,
                           image.new_zeros((0, height, width)))
-    probs, visible = read_crops(head, image, boxes[leaders], flip)
+    readings = [read_crops(head, image, boxes[leaders], flip, enlarge) for enlarge in (None, *enlargements)]
+    probs = sum(r[0] for r in readings) / len(readings)
+    visible = sum(r[1] for r in readings) / len(readings)
     best, index = probs.max(1)
     quality = mask_quality(visible, objectness * best) if rescore else torch.ones_like(best)
     return SecondLook(leaders, boxes[leaders], index + 1, objectness, quality, objectness * best * quality,

@@ -66,6 +66,10 @@ from amodal3d.errors import DataError, WeightsError
 from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.models.crop_head import second_look
 
+# step 1b reads each crop also at this crop side / box side (its own: 1.3) and averages the readings
+# (chosen on the validation split, README "Step 1")
+CROP_HEAD_ENLARGEMENTS: tuple[float, ...] = (1.15,)
+
 Heads = Literal["visible", "amodal", "both"]
 WEIGHTS_KIND = "detector"
 
@@ -535,19 +539,23 @@ class DetectorPredictor:
     objects, each re-labelled and given the head's visible mask (amodal masks stay the detector's); an
     object is kept when its objectness reaches ``score_threshold`` and scored objectness x p(label) x
     mask quality. ``crop_head_flip``: the head reads each crop as it is and mirrored and averages the
-    two (``second_look(flip=True)``; about 3 % of the pipeline's time). Otherwise detections are kept
+    two (``second_look(flip=True)``; about 3 % of the pipeline's time); ``crop_head_enlargements``: it
+    also reads each crop at these crop sides / box side (default ``CROP_HEAD_ENLARGEMENTS``: 1.15,
+    beside the head's own 1.3) and averages all readings. Otherwise detections are kept
     by score. Masks are thresholded with ``mask_threshold`` (probability > t).
     """
 
     def __init__(self, model: AmodalDetector, name: str | None = None, score_threshold: float = 0.5,
                  mask_threshold: float = 0.5, device: str | torch.device | None = None, crop_head=None,
-                 crop_head_flip: bool = True):
+                 crop_head_flip: bool = True, crop_head_enlargements: tuple[float, ...] | None = None):
         self.model = model.eval()
         if device is not None:
             self.model.to(device)
         self.device = next(model.parameters()).device
         self.crop_head = crop_head.to(self.device).eval() if crop_head is not None else None
         self.crop_head_flip = crop_head_flip
+        self.crop_head_enlargements = CROP_HEAD_ENLARGEMENTS if crop_head_enlargements is None \
+            else tuple(crop_head_enlargements)
         self.name = name or {"visible": "visible", "amodal": "maskrcnn-amodal", "both": "orcnn"}[model.heads]
         self.score_threshold = score_threshold
         self.mask_threshold = mask_threshold
@@ -584,7 +592,7 @@ class DetectorPredictor:
         kept_by = scores
         if self.crop_head is not None:  # step 1b: one entry per object, re-labelled and re-segmented
             look = second_look(self.crop_head, tensor, boxes, scores, min_objectness=self.score_threshold,
-                               flip=self.crop_head_flip)
+                               flip=self.crop_head_flip, enlargements=self.crop_head_enlargements)
             boxes, labels, scores, kept_by = look.boxes, look.labels, look.scores, look.objectness
             probs = {k: v[look.leaders] for k, v in probs.items() if k == "amodal"}
             probs["visible"] = look.visible
