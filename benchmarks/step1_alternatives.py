@@ -39,7 +39,7 @@ from amodal3d.data.dataset import AmodalDataset
 from amodal3d.evaluation.metrics import OCCLUDED_MIN_RATE, coco_mask_ap, mask_iou_matrix, match_greedy
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle
-from amodal3d.models.crop_head import group_detections, load_crop_head, mask_quality, read_crops
+from amodal3d.models.crop_head import group_detections, load_crop_head, mask_quality, read_crops, read_crops_averaged
 from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, load_detector
 from amodal3d.pipeline import resolve_pipeline_dir
 
@@ -49,12 +49,6 @@ SHIPPED = " + ".join(str(e) for e in (1.3, *CROP_HEAD_ENLARGEMENTS)) + " (shippe
 ENLARGEMENTS = {"1.3 alone": (1.3,), SHIPPED: (1.3, *CROP_HEAD_ENLARGEMENTS), "1.3 + 1.5": (1.3, 1.5),
                 "1.15 + 1.3 + 1.5": (1.15, 1.3, 1.5), "1.2 + 1.4": (1.2, 1.4)}
 
-
-def read_as_shipped(head, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) visible-mask probabilities of the crop head read as the pipeline does: mirrored too, at its
-    own enlargement and at each of ``CROP_HEAD_ENLARGEMENTS``, averaged."""
-    readings = [read_crops(head, image, boxes, flip=True, enlarge=e)[1] for e in (None, *CROP_HEAD_ENLARGEMENTS)]
-    return sum(readings) / len(readings)
 
 
 def matched_iou(visible: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
@@ -131,6 +125,8 @@ def main() -> int:
         for name, combo in ENLARGEMENTS.items():
             probs = sum(readings[e][0] for e in combo) / len(combo)
             masks = sum(readings[e][1] for e in combo) / len(combo)
+            if name == SHIPPED:
+                shipped = masks
             best, label = probs.max(1)
             scores = objectness * best * mask_quality(masks, objectness * best)
             detections[name] += [{"image_id": image_id, "category_id": int(label[k]) + 1, "score": float(scores[k]),
@@ -153,12 +149,13 @@ def main() -> int:
                                      "precision": inter / max(float(predicted.sum()), 1.0),
                                      "recall": inter / max(float(visible[g].sum()), 1.0),
                                      "mostly_another_object": bool(len(others) and others.max() >= 0.5)})
-        shipped = sum(readings[e][1] for e in ENLARGEMENTS[SHIPPED]) / len(ENLARGEMENTS[SHIPPED])
         group = (box_iou(boxes, out.boxes[0]) > head.config.group_iou).float() * out.scores[0][None]
-        voted = read_as_shipped(head, image, (group @ out.boxes[0]) / group.sum(1, keepdim=True))
+        voted = read_crops_averaged(head, image, (group @ out.boxes[0]) / group.sum(1, keepdim=True), True,
+                                    CROP_HEAD_ENLARGEMENTS)[1]
         found = [(g, int(overlap[g].argmax())) for g in range(len(visible)) if overlap[g].max() >= 0.5]
         if found:
-            truth = read_as_shipped(head, image, target[box_key][[g for g, _ in found]].float())
+            truth = read_crops_averaged(head, image, target[box_key][[g for g, _ in found]].float(), True,
+                                        CROP_HEAD_ENLARGEMENTS)[1]
             for name, masks in (("leading detection (shipped)", shipped[[j for _, j in found]]),
                                 ("score-weighted mean of the group", voted[[j for _, j in found]]), (
                                 "true amodal box (needs the truth)", truth)):

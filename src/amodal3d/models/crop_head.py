@@ -206,9 +206,7 @@ def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores
         probs = scores.new_zeros((0, head.config.num_categories))
         return SecondLook(leaders, boxes[:0], leaders, scores[:0], scores[:0], scores[:0], probs,
                           image.new_zeros((0, height, width)))
-    readings = [read_crops(head, image, boxes[leaders], flip, enlarge) for enlarge in (None, *enlargements)]
-    probs = sum(r[0] for r in readings) / len(readings)
-    visible = sum(r[1] for r in readings) / len(readings)
+    probs, visible = read_crops_averaged(head, image, boxes[leaders], flip, enlargements)
     best, index = probs.max(1)
     quality = mask_quality(visible, objectness * best) if rescore else torch.ones_like(best)
     return SecondLook(leaders, boxes[leaders], index + 1, objectness, quality, objectness * best * quality,
@@ -232,6 +230,14 @@ def read_crops(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: b
         probs = (probs[:n] + probs[n:]) / 2
         mask_logits = (mask_logits[:n] + mask_logits[n:].flip(-1)) / 2
     return probs, paste(torch.sigmoid(mask_logits), rois, *image.shape[-2:])
+
+
+def read_crops_averaged(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: bool = False,
+                        enlargements: tuple[float, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`read_crops` at the head's own enlargement and at each of ``enlargements``, averaged:
+    (N, num_categories) category probabilities and (N, H, W) visible-mask probabilities."""
+    readings = [read_crops(head, image, boxes, flip, enlarge) for enlarge in (None, *enlargements)]
+    return sum(r[0] for r in readings) / len(readings), sum(r[1] for r in readings) / len(readings)
 
 
 # ---------------------------------------------------------------------------------------------- training

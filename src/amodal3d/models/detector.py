@@ -547,15 +547,14 @@ class DetectorPredictor:
 
     def __init__(self, model: AmodalDetector, name: str | None = None, score_threshold: float = 0.5,
                  mask_threshold: float = 0.5, device: str | torch.device | None = None, crop_head=None,
-                 crop_head_flip: bool = True, crop_head_enlargements: tuple[float, ...] | None = None):
+                 crop_head_flip: bool = True, crop_head_enlargements: tuple[float, ...] = CROP_HEAD_ENLARGEMENTS):
         self.model = model.eval()
         if device is not None:
             self.model.to(device)
         self.device = next(model.parameters()).device
         self.crop_head = crop_head.to(self.device).eval() if crop_head is not None else None
         self.crop_head_flip = crop_head_flip
-        self.crop_head_enlargements = CROP_HEAD_ENLARGEMENTS if crop_head_enlargements is None \
-            else tuple(crop_head_enlargements)
+        self.crop_head_enlargements = tuple(crop_head_enlargements)
         self.name = name or {"visible": "visible", "amodal": "maskrcnn-amodal", "both": "orcnn"}[model.heads]
         self.score_threshold = score_threshold
         self.mask_threshold = mask_threshold
