@@ -1,8 +1,9 @@
 """A3D end-to-end speed as a user runs it: the shipped pipeline at its default score threshold (0.3),
 one image at a time, per-stage milliseconds; side by side in the same run: the evaluation threshold
-(0.2, more detections, each costing steps 2-5), the accurate setting that fits each prior's camera
-by render-and-compare (``--fit-steps 10``, the harness's ``a3d-fit``) and, for its cost, the pipeline
-without the crop head of step 1b (its time is part of the ``detector`` stage).
+(0.05, more detections, each costing steps 2-5), the accurate setting that fits each prior's camera
+by render-and-compare (``--fit-steps 10``, the harness's ``a3d-fit``) and, for their cost, the pipeline
+without step 1's detections of the mirror image, and without the crop head of step 1b (both are part
+of the ``detector`` stage's time).
 
     python benchmarks/bench_speed.py --data DATA [--limit 200] [--threads 2,1]
     -> benchmarks/results/speed.json
@@ -22,6 +23,7 @@ import torch
 from amodal3d.data.dataset import load_annotation_file, read_image, resolve_image_path, split_paths
 from amodal3d.evaluation.harness import ACCURATE_FIT_STEPS, EVAL_SCORE_THRESHOLD
 from amodal3d.io import atomic_write_json
+from amodal3d.models.detector import MIRRORED_DETECTIONS
 from amodal3d.pipeline import AmodalSegmenter
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -29,9 +31,10 @@ STEPS_2_5 = ("rois", "shape", "fit", "refine", "paste")
 
 
 def measure(images: list, threshold: float, fit_steps: int | None = None, crop_head: bool = True,
-            warmup: int = 5, device: str = "cpu") -> dict:
+            mirrored: bool = MIRRORED_DETECTIONS, warmup: int = 5, device: str = "cpu") -> dict:
     segmenter = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=threshold, fit_steps=fit_steps,
                                                 crop_head=crop_head, device=device)
+    segmenter.detector.mirrored_detections = mirrored and crop_head
     for image in images[:warmup]:
         segmenter.predict(image)
     segmenter.timings.clear()
@@ -43,6 +46,7 @@ def measure(images: list, threshold: float, fit_steps: int | None = None, crop_h
     stage_ms = segmenter.stage_ms()
     total = sum(stage_ms.values())
     return {"score_threshold": threshold, "fit_steps": segmenter.fit_steps, "crop_head": crop_head,
+            "mirrored_detections": segmenter.detector.mirrored_detections,
             "images": len(images),
             "images_per_s": round(len(images) / seconds, 2),
             "detections_per_image": round(detections / len(images), 2), "stage_ms": stage_ms,
@@ -64,13 +68,13 @@ def main() -> int:
     runs = []
     for threads in map(int, args.threads.split(",")):
         torch.set_num_threads(threads)
-        settings = ((0.3, None, True), (0.3, None, False), (0.3, ACCURATE_FIT_STEPS, True),
-                    (EVAL_SCORE_THRESHOLD, None, True))
+        settings = ((0.3, None, True), (0.3, None, True, False), (0.3, None, False),
+                    (0.3, ACCURATE_FIT_STEPS, True), (EVAL_SCORE_THRESHOLD, None, True))
         runs += [{"threads": threads, "device": args.device, **measure(images, *setting, device=args.device)}
                  for setting in settings]
     for run in runs:
         print(f"{run['threads']} thread(s), threshold {run['score_threshold']}, fit steps {run['fit_steps']}, "
-              f"crop head {run['crop_head']}: "
+              f"crop head {run['crop_head']}, mirrored detections {run['mirrored_detections']}: "
               f"{run['images_per_s']} img/s, "
               f"{run['detections_per_image']} "
               f"detections/img, steps 2-5 {100 * run['steps_2_5_share']:.0f} %, {run['stage_ms']}")

@@ -49,6 +49,7 @@ from amodal3d.evaluation.predictor import GivenVisible
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import decode_rle
 from amodal3d.models.crop_head import group_detections
+from amodal3d.models.detector import detect
 from amodal3d.models.refine import hidden_under_occluders
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -155,8 +156,7 @@ def main() -> int:
         for part, value in zip(scores["given visible"], (gt_labels, rates, iou, occluded, found)):
             part.append(value)
 
-        with torch.no_grad():
-            out, _ = step1.model([step1._image_tensor(image)])
+        out = detect(step1.model, step1._image_tensor(image), step1.mirrored_detections)
         raw_boxes, raw_scores = out.boxes[0], out.scores[0]
         leaders, objectness = group_detections(raw_boxes, raw_scores, step1.crop_head.config.group_iou)
         gt_boxes = torch.from_numpy(masks_to_boxes(gt[box_key]))

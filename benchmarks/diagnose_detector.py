@@ -17,7 +17,9 @@ categories and class-agnostic (every label set to one), which separates what cat
 masks and localisation cost. Detections are kept at score >= 0.05 (the detector's own floor) so that
 AP sees the whole ranking. The crop head scores an object by objectness x p(label) x the quality of its
 mask (``crop_head.mask_quality``); the row "objectness x p(label) only" is the same head ranked without
-that factor (categories and masks identical, only AP can differ).
+that factor (categories and masks identical, only AP can differ). The pipeline's row adds the
+detections of the mirror image (``models.detector.detect(mirrored=True)``), so its objects, and the
+share of objects found, are its own.
 """
 
 from __future__ import annotations
@@ -37,32 +39,39 @@ from amodal3d.evaluation.metrics import coco_mask_ap
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle, mask_iou
 from amodal3d.models.crop_head import group_detections, load_crop_head, second_look
-from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, load_detector
+from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, MIRRORED_DETECTIONS, detect, load_detector
 from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PIPELINE_ROW = "crop head + flip + enlargements"  # the crop head as the pipeline runs it
+PIPELINE_ROW = "crop head + flip + enlargements + mirrored detections"  # step 1 as the pipeline runs it
 
 
 def diagnose(detector, heads: dict, dataset, n: int) -> dict:
     """Step 1 on the first ``n`` images: per row (the detector alone, then each crop head in ``heads``,
-    name -> (head, keyword arguments of ``second_look``)) category accuracy, mask IoU and visible AP50
-    with and without categories; the share of objects with a detected box; the first head's confusion
-    matrix."""
+    name -> (head, keyword arguments of ``second_look``, plus ``mirrored``: the row reads the
+    detections of the image and of its mirror image, ``models.detector.detect``)) the share of objects
+    with a detected box, category accuracy and mask IoU of those, and visible AP50 with and without
+    categories; the first head's confusion matrix."""
     first = next(iter(heads.values()))[0]
     box_key = f"{detector.config.box_targets}_boxes"
     rows = ["detector", *heads]
     images, gt, dt = [], [], {name: [] for name in [*rows, "top 3"]}
-    found, right, iou = [], {name: [] for name in rows}, {name: [] for name in rows}  # per matched object
+    found, right, iou = ({name: [] for name in rows} for _ in range(3))  # right, iou: per found object
     confusion = np.zeros((first.config.num_categories,) * 2, np.int64)
     for index in tqdm(range(n), desc="diagnose", unit="img"):
         image, target = dataset[index]
         image_id = int(target["image_id"])
         images.append({"id": image_id, "height": image.shape[1], "width": image.shape[2]})
-        with torch.no_grad():
-            out, _ = detector([image])
+        views = {False: detect(detector, image)}
+        if any(how.get("mirrored") for _, how in heads.values()):
+            views[True] = detect(detector, image, mirrored=True)
+        out = views[False]
         boxes, scores, labels, visible = out.boxes[0], out.scores[0], out.labels[0], out.visible_masks[0] > 0.5
-        looks = {name: second_look(h, image, boxes, scores, **how) for name, (h, how) in heads.items()}
+        looks = {}
+        for name, (h, how) in heads.items():
+            view = views[bool(how.get("mirrored"))]
+            rest = {k: v for k, v in how.items() if k != "mirrored"}
+            looks[name] = second_look(h, image, view.boxes[0], view.scores[0], **rest)
         for k in range(len(scores)):
             dt["detector"].append({"image_id": image_id, "category_id": int(labels[k]), "score": float(scores[k]),
                                    "segmentation": encode_rle(visible[k].numpy())})
@@ -78,21 +87,23 @@ def diagnose(detector, heads: dict, dataset, n: int) -> dict:
                                      "segmentation": segmentation}
                                     for p, c in zip(top.values.tolist(), top.indices.tolist())]
         leaders, _ = group_detections(boxes, scores, first.config.group_iou)
-        overlap = box_iou(target[box_key], boxes[leaders]) if len(leaders) else torch.zeros(len(target["labels"]), 0)
-        first_look = next(iter(looks.values()))
+        # per row: each object's box, label and visible mask (the detector alone: its groups' leaders)
+        objects = {"detector": (boxes[leaders], labels[leaders], visible[leaders])}
+        objects.update({name: (look.boxes, look.labels, look.visible > 0.5) for name, look in looks.items()})
+        gt_visible = target["visible_masks"].bool()
         for g, label in enumerate(target["labels"].tolist()):
-            gt_visible = target["visible_masks"][g].bool()
-            gt.append({"image_id": image_id, "category_id": label, "segmentation": encode_rle(gt_visible.numpy())})
-            found.append(overlap.shape[1] > 0 and bool(overlap[g].max() >= 0.5))
-            if not found[-1]:
-                continue
-            j = int(overlap[g].argmax())
-            confusion[label - 1, int(first_look.labels[j]) - 1] += 1
-            right["detector"].append(int(labels[leaders[j]]) == label)
-            iou["detector"].append(mask_iou(visible[leaders[j]].numpy(), gt_visible.numpy()))
-            for name, look in looks.items():
-                right[name].append(int(look.labels[j]) == label)
-                iou[name].append(mask_iou((look.visible[j] > 0.5).numpy(), gt_visible.numpy()))
+            gt.append({"image_id": image_id, "category_id": label, "segmentation": encode_rle(gt_visible[g].numpy())})
+        for r, (name, (row_boxes, row_labels, row_masks)) in enumerate(objects.items()):
+            overlap = box_iou(target[box_key], row_boxes) if len(row_boxes) else None
+            for g, label in enumerate(target["labels"].tolist()):
+                found[name].append(overlap is not None and bool(overlap[g].max() >= 0.5))
+                if not found[name][-1]:
+                    continue
+                j = int(overlap[g].argmax())
+                right[name].append(int(row_labels[j]) == label)
+                iou[name].append(mask_iou(row_masks[j].numpy(), gt_visible[g].numpy()))
+                if r == 1:
+                    confusion[label - 1, int(row_labels[j]) - 1] += 1
     category_ids = list(range(1, first.config.num_categories + 1))
 
     def agnostic(rows: list[dict]) -> list[dict]:
@@ -101,6 +112,7 @@ def diagnose(detector, heads: dict, dataset, n: int) -> dict:
     results = {}
     for name in rows:
         results[name] = {
+            "objects_with_a_box_iou_0.5": round(float(np.mean(found[name])), 4),
             "category_accuracy": round(float(np.mean(right[name])), 4),
             "mean_mask_iou": round(float(np.mean(iou[name])), 4),
             "mask_iou_at_least_0.5": round(float(np.mean(np.array(iou[name]) >= 0.5)), 4),
@@ -110,13 +122,14 @@ def diagnose(detector, heads: dict, dataset, n: int) -> dict:
     # COCO counts every (box, category) hypothesis: the detector gives one per category scoring >= 0.05,
     # the pipeline's crop head one per object; its three likeliest categories put it on the same footing
     results[next(iter(heads))]["visible_ap_top3_categories"] = coco_mask_ap(images, gt, dt["top 3"], category_ids)
-    return {"objects": len(found), "objects_with_a_box_iou_0.5": round(float(np.mean(found)), 4),
+    return {"objects": len(gt), "objects_with_a_box_iou_0.5": results["detector"]["objects_with_a_box_iou_0.5"],
             "results": results, "confusion": confusion}
 
 
 def print_rows(results: dict, prefix: str = "") -> None:
     for name, r in results.items():
-        print(f"{prefix + name:32s} category accuracy {100 * r['category_accuracy']:.1f} %, mask IoU "
+        print(f"{prefix + name:32s} found {100 * r['objects_with_a_box_iou_0.5']:.1f} %, "
+              f"category accuracy {100 * r['category_accuracy']:.1f} %, mask IoU "
               f"{r['mean_mask_iou']:.3f} (>= 0.5: {100 * r['mask_iou_at_least_0.5']:.1f} %), visible AP50 "
               f"{r['visible_ap']['AP50']:.3f}, class-agnostic AP50 {r['class_agnostic_visible_ap']['AP50']:.3f}")
 
@@ -137,9 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     folder = resolve_pipeline_dir(args.weights)
     detector = load_detector(folder / "detector.safetensors")
     head = load_crop_head(folder / "crop_head.safetensors")
-    pipeline = {"flip": True, "enlargements": CROP_HEAD_ENLARGEMENTS}
+    readings = {"flip": True, "enlargements": CROP_HEAD_ENLARGEMENTS}
+    pipeline = {**readings, "mirrored": MIRRORED_DETECTIONS}
     heads = {"crop head": (head, {}), "crop head + flip": (head, {"flip": True}),
-             PIPELINE_ROW: (head, pipeline), "crop head, objectness x p(label) only": (head, {"rescore": False})}
+             "crop head + flip + enlargements": (head, readings), PIPELINE_ROW: (head, pipeline),
+             "crop head, objectness x p(label) only": (head, {"rescore": False})}
     for item in args.other_crop_head:
         label, _, path = item.partition("=")
         heads[f"crop head, {label}"] = (load_crop_head(path), {})

@@ -4,8 +4,9 @@ measured against the shipped pipeline (same detections, side by side).
     python benchmarks/step1_alternatives.py --data DATA [--split val] [--limit 300]
     -> benchmarks/results/step1_alternatives_<split>.json
 
-For every image: the shipped detector, its detections grouped into objects, and the shipped crop head
-reading each object's crop mirrored too and at two enlargements (as the pipeline does). Then:
+For every image: the shipped detector's detections of the image and of its mirror image, grouped into
+objects, and the shipped crop head reading each object's crop mirrored too and at two enlargements (as
+the pipeline does). Then:
 
 - **failures**: for each found object (a detected box within IoU 0.5 of its amodal box) whose visible
   mask has IoU < 0.5: its occlusion, IoU, the mask's precision and recall against the true visible mask,
@@ -40,7 +41,7 @@ from amodal3d.evaluation.metrics import OCCLUDED_MIN_RATE, coco_mask_ap, mask_io
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle
 from amodal3d.models.crop_head import group_detections, load_crop_head, mask_quality, read_crops, read_crops_averaged
-from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, load_detector
+from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, MIRRORED_DETECTIONS, detect, load_detector
 from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -112,8 +113,7 @@ def main() -> int:
         occlusion += hidden.tolist()
         for g, label in enumerate(target["labels"].tolist()):
             gt.append({"image_id": image_id, "category_id": label, "segmentation": encode_rle(visible[g].numpy())})
-        with torch.no_grad():
-            out, _ = detector([image])
+        out = detect(detector, image, MIRRORED_DETECTIONS)
         leaders, objectness = group_detections(out.boxes[0], out.scores[0], head.config.group_iou)
         if len(leaders) == 0:
             for name in matched:

@@ -31,7 +31,14 @@ from amodal3d.models.crop_head import (
     soft_dice_loss,
     unclaimed_fraction,
 )
-from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, DetectorConfig, DetectorPredictor, build_detector
+from amodal3d.models.detector import (
+    CROP_HEAD_ENLARGEMENTS,
+    MIRRORED_DETECTIONS,
+    DetectorConfig,
+    DetectorPredictor,
+    build_detector,
+    detect,
+)
 
 TINY = CropHeadConfig(num_categories=2, width=8, roi_size=32)
 
@@ -247,19 +254,25 @@ def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():
     plain = DetectorPredictor(detector, score_threshold=0.0).predict(image)
     looked = DetectorPredictor(detector, score_threshold=0.0, crop_head=head).predict(image)
     assert len(plain.labels) > 0
-    assert 0 < len(looked.labels) <= len(plain.labels)     # one entry per object
+    one_view = DetectorPredictor(detector, score_threshold=0.0, crop_head=head, mirrored_detections=False)
+    assert 0 < len(one_view.predict(image).labels) <= len(plain.labels)  # one entry per object
+    assert 0 < len(looked.labels) <= 2 * len(plain.labels)  # ... of the image's and its mirror's detections
     tensor = torch.from_numpy(image).permute(2, 0, 1).float() / 255
     out, _ = detector.eval()([tensor])
-    # by default the head reads each crop as it is and mirrored, at its own enlargement and at 1.15
     single = DetectorPredictor(detector, score_threshold=0.0, crop_head=head, crop_head_flip=False,
-                               crop_head_enlargements=()).predict(image)
+                               crop_head_enlargements=(), mirrored_detections=False).predict(image)
     once = second_look(head, tensor, out.boxes[0], out.scores[0])
     assert np.allclose(single.scores, once.scores.sort(descending=True).values.numpy())
-    assert CROP_HEAD_ENLARGEMENTS == (1.15,)
-    expected = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True, enlargements=(1.15,))
-    assert not torch.allclose(expected.probs, once.probs)
+    # by default step 1 adds the mirror image's detections, and the head reads each crop as it is and
+    # mirrored, at its own enlargement and at 1.15
+    assert CROP_HEAD_ENLARGEMENTS == (1.15,) and MIRRORED_DETECTIONS
+    plain = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True, enlargements=(1.15,))
+    assert not torch.allclose(plain.probs, once.probs)
     mirrored = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True)
-    assert not torch.allclose(expected.visible, mirrored.visible)
+    assert not torch.allclose(plain.visible, mirrored.visible)
+    out = detect(detector, tensor, mirrored=True)
+    expected = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True, enlargements=(1.15,))
+    assert len(expected.leaders) != len(plain.leaders) or not torch.allclose(expected.scores, plain.scores)
     order = torch.argsort(expected.scores, descending=True, stable=True)
     assert looked.labels.tolist() == expected.labels[order].tolist()
     assert np.array_equal(looked.visible_masks, (expected.visible[order] > 0.5).numpy())

@@ -26,6 +26,7 @@ from amodal3d.models.detector import (
     DetectorOutput,
     DetectorPredictor,
     build_detector,
+    detect,
     load_detector,
     load_experiment,
     parameter_count,
@@ -107,6 +108,30 @@ def test_losses_and_detections_do_not_depend_on_train_mode():
     assert all(torch.allclose(eval_losses[k], train_losses[k]) for k in eval_losses)  # GroupNorm: no mode
     assert all(torch.equal(a, b) for a, b in zip(eval_out.boxes, train_out.boxes))
     assert model.training and model.rpn.training and model.roi_heads.training  # modes restored
+
+
+def test_mirrored_detections_add_the_mirror_images_detections_mapped_back():
+    torch.manual_seed(0)
+    model = build_detector(DetectorConfig(heads="both", box_score_thresh=0.0, detections_per_image=20,
+                                          **SMALL)).eval()
+    image = torch.rand(3, 96, 128)  # not square: a mapping that swaps the axes would show
+    together, _ = model([image, image.flip(-1)])
+    plain = detect(model, image)
+    assert torch.equal(plain.boxes[0], model([image])[0].boxes[0])
+    both = detect(model, image, mirrored=True)
+    assert len(both.boxes[0]) == len(together.boxes[0]) + len(together.boxes[1]) > 0
+    assert torch.all(both.scores[0][:-1] >= both.scores[0][1:])  # high to low, as DetectorOutput's are
+    assert torch.isclose(both.scores[0].sum(), (together.scores[0].sum() + together.scores[1].sum()) / 2)
+    for k in range(len(together.boxes[1])):  # each mirror-image detection, x -> 128 - x
+        x1, y1, x2, y2 = together.boxes[1][k].tolist()
+        same = torch.isclose(both.boxes[0], torch.tensor([128 - x2, y1, 128 - x1, y2]), atol=1e-4).all(1)
+        same &= torch.isclose(both.scores[0], together.scores[1][k] / 2)
+        assert same.any()
+        j = int(torch.where(same)[0][0])
+        for masks in (both.visible_masks[0], both.amodal_masks[0]):  # masks lie inside their boxes
+            ys, xs = torch.where(masks[j] > 0.5)
+            if len(xs):
+                assert xs.min() >= 128 - x2 - 1 and xs.max() <= 128 - x1 + 1
 
 
 def test_cpu_small_size_limit(tmp_path):

@@ -208,6 +208,16 @@ def test_build_predictor_errors(tmp_path, monkeypatch):
     assert build_predictor("convex-hull").name == "convex-hull"
 
 
+def test_every_detecting_method_adds_the_mirror_images_detections_unless_told_not_to():
+    for name in ("maskrcnn-amodal", "orcnn", "visible", "a3d", "a3d-no-prior"):
+        for mirrored in (True, False):
+            predictor = build_predictor(name, mirrored_detections=mirrored)
+            step1 = getattr(predictor, "detector", predictor)  # a3d*: the pipeline's step 1
+            assert step1.crop_head is not None and step1.mirrored_detections is mirrored, (name, mirrored)
+        alone = build_predictor(name, crop_head=False)  # the mirror image's detections need the crop head
+        assert not getattr(alone, "detector", alone).mirrored_detections
+
+
 def test_tables():
     per = {c: {"miou": 0.5, "occluded_miou": 0.25, "count": 2} for c in ("airplane", "car")}
     a = {"method": "visible", "protocol": "given-visible", "categories": ["airplane", "car"],

@@ -349,10 +349,16 @@ def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_obje
     assert overlap.max() <= with_head.detector.crop_head.config.group_iou
     assert not (looked.visible_masks & ~looked.amodal_masks).any()
 
-    # the CLI: the same entries; --no-crop-head gives the detector's own
+    single = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=0.05, mirrored_detections=False)
+    assert with_head.detector.mirrored_detections and not single.detector.mirrored_detections
+    assert not without.detector.mirrored_detections  # the mirror image's detections need the crop head
+    one_view = single.predict(scene.image)
+
+    # the CLI: the same entries; --no-crop-head gives the detector's own, --single-view step 1 on the image only
     Image.fromarray(scene.image).save(tmp_path / "scene.png")
-    for flag, expected in (([], len(looked.labels)), (["--no-crop-head"], len(raw.labels))):
-        out = tmp_path / f"out{len(flag)}"
+    for flag, expected in (([], len(looked.labels)), (["--no-crop-head"], len(raw.labels)),
+                           (["--single-view"], len(one_view.labels))):
+        out = tmp_path / f"out{'_'.join(flag)}"
         assert main(["predict", str(tmp_path / "scene.png"), "--out", str(out), "--score-threshold", "0.05",
                      "--no-overlays", *flag]) == 0
         assert len(json.loads((out / "results.json").read_text())) == expected

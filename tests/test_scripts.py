@@ -147,6 +147,10 @@ def test_diagnose_detector_scores_another_detector_exactly_as_the_pipelines_own(
     other = report["other_detectors"]["same"]
     assert report["objects"] > 0 and other["objects"] == report["objects"]
     assert other["objects_with_a_box_iou_0.5"] == report["objects_with_a_box_iou_0.5"]
+    pipeline = report["results"][diagnose.PIPELINE_ROW]
+    assert pipeline["objects_with_a_box_iou_0.5"] >= report["results"]["crop head + flip + enlargements"][
+        "objects_with_a_box_iou_0.5"]  # the mirror image's detections add to the image's
+
     def scores(row: dict) -> dict:
         return {k: v for k, v in row.items() if k != "visible_ap_top3_categories"}
 

@@ -86,12 +86,15 @@ class AmodalSegmenter:
     def from_pretrained(cls, path_or_name: str | Path = "cpu-small", mode: str = "a3d",
                         device: str | torch.device = "cpu", score_threshold: float = 0.3,
                         occluder_constraint: bool = True, fit_steps: int | None = None,
-                        crop_head: bool = True, detector_amodal: bool = True) -> AmodalSegmenter:
+                        crop_head: bool = True, detector_amodal: bool = True,
+                        mirrored_detections: bool = True) -> AmodalSegmenter:
         """Load the pipeline from a built-in name or a folder (``detector.safetensors`` + ``.json``,
         optional ``crop_head.*`` (step 1b, used unless ``crop_head=False``), ``shape.*``, ``refine.*``,
         ``refine_no_prior.*``); never unpickles. ``fit_steps`` defaults to the steps the A3D refinement
         net was trained with (its config's ``prior_fit_steps``). ``detector_amodal``: end to end, add
-        the hidden parts of the detector's amodal head (when it has one) to those of steps 2-5."""
+        the hidden parts of the detector's amodal head (when it has one) to those of steps 2-5.
+        ``mirrored_detections=False``: step 1 detects in the image only, not also in its mirror image
+        (faster; see :class:`~amodal3d.models.detector.DetectorPredictor`)."""
         from amodal3d.engine.distributed import resolve_device
         from amodal3d.models.detector import DetectorPredictor, load_detector
         from amodal3d.models.refine_train import load_refine
@@ -104,7 +107,8 @@ class AmodalSegmenter:
         if detector_path.is_file():
             head = crop_head_beside(folder, device) if crop_head else None
             detector = DetectorPredictor(load_detector(detector_path, device=device), name="visible",
-                                         score_threshold=score_threshold, crop_head=head)
+                                         score_threshold=score_threshold, crop_head=head,
+                                         mirrored_detections=mirrored_detections)
         shape = load_shape_prior(folder / f"{FILES['shape']}.safetensors", device)
         refine = None
         if mode in REFINE_MODES:

@@ -55,12 +55,13 @@ def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", mode
                   device: str = "cpu", score_threshold: float = 0.5, visible_json: str | None = None,
                   meshes: str = "none", overlays: bool = True, progress: bool = True,
                   occluder_constraint: bool = True, fit_steps: int | None = None, crop_head: bool = True,
-                  detector_amodal: bool = True) -> dict:
+                  detector_amodal: bool = True, mirrored_detections: bool = True) -> dict:
     from amodal3d.pipeline import AmodalSegmenter
 
     segmenter = AmodalSegmenter.from_pretrained(weights, mode=mode, device=device, score_threshold=score_threshold,
                                                 occluder_constraint=occluder_constraint, fit_steps=fit_steps,
-                                                crop_head=crop_head, detector_amodal=detector_amodal)
+                                                crop_head=crop_head, detector_amodal=detector_amodal,
+                                                mirrored_detections=mirrored_detections)
     given_by_file = load_visible_json(visible_json) if visible_json else None
     out.mkdir(parents=True, exist_ok=True)
     results, failed, done = [], [], 0

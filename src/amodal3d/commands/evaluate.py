@@ -25,6 +25,8 @@ def register(sub, train_sub) -> None:
     p.add_argument("--no-crop-head", action="store_true",
                    help="leave out step 1b (the crop head beside the detector weights): the detector's own "
                         "labels and visible masks")
+    p.add_argument("--single-view", action="store_true",
+                   help="step 1 detects in the image only, not also in its mirror image")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
     p.add_argument("--score-threshold", type=float, default=None, metavar="T",
                    help="end to end, keep detections scoring at least T (default: the detector's floor, 0.05)")
@@ -54,7 +56,8 @@ def cmd_evaluate(args) -> int:
         raise Amodal3dError(f"--limit must be >= 0, got {args.limit}")
     threshold = EVAL_SCORE_THRESHOLD if args.score_threshold is None else args.score_threshold
     predictor = build_predictor(args.method, weights=args.weights, device=args.device,
-                                crop_head=not args.no_crop_head, score_threshold=threshold)
+                                crop_head=not args.no_crop_head, score_threshold=threshold,
+                                mirrored_detections=not args.single_view)
     result = evaluate(predictor, args.data, args.split, protocol=args.protocol, limit=args.limit,
                       progress=not args.quiet, match_on=args.match_on, match_categories=args.match_categories)
     result["method"] = args.method

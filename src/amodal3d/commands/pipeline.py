@@ -29,6 +29,9 @@ def register(sub, train_sub) -> None:
                         "completes hidden parts better at about half the speed)")
     p.add_argument("--no-crop-head", action="store_true",
                    help="step 1 without its crop head (the detector's own labels and visible masks)")
+    p.add_argument("--single-view", action="store_true",
+                   help="step 1 detects in the image only, not also in its mirror image (faster, finds fewer "
+                        "objects)")
     p.add_argument("--no-detector-amodal", action="store_true",
                    help="hidden parts from steps 2-5 alone, without those of the detector's own amodal head")
     p.add_argument("--visible", default=None,
@@ -108,7 +111,8 @@ def cmd_predict(args) -> int:
     summary = predict_files(expand_images(args.images), Path(args.out), args.weights, args.mode, args.device,
                             args.score_threshold, args.visible, args.meshes, overlays=not args.no_overlays,
                             occluder_constraint=not args.no_occluder_constraint, fit_steps=args.fit_steps,
-                            crop_head=not args.no_crop_head, detector_amodal=not args.no_detector_amodal)
+                            crop_head=not args.no_crop_head, detector_amodal=not args.no_detector_amodal,
+                            mirrored_detections=not args.single_view)
     print(f"{args.out}: {summary['images']} image(s), {summary['instances']} instance(s), "
           f"{len(summary['failed'])} failed")
     for _, reason in summary["failed"]:

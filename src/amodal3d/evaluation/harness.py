@@ -54,7 +54,7 @@ _HEADS = {"visible": ("visible", "both"), "convex-hull": ("visible", "both"), "m
 
 
 def _load_detector(name: str, weights: str | Path | None, device: str, crop_head: bool,
-                   score_threshold: float) -> Predictor:
+                   score_threshold: float, mirrored_detections: bool = True) -> Predictor:
     """``DetectorPredictor`` of the detector exported at ``weights`` (a ``.safetensors`` file beside its
     ``.json``, or a run folder), imported lazily from ``amodal3d.models.detector``; its heads must suit
     method ``name``. With ``crop_head``, a ``crop_head.safetensors`` in the same folder (step 1b) is
@@ -77,11 +77,13 @@ def _load_detector(name: str, weights: str | Path | None, device: str, crop_head
 
     head = crop_head_beside(path if path.is_dir() else path.parent, device) if crop_head else None
     return DetectorPredictor(model, name=None if name in ("visible", "convex-hull") else name,
-                             score_threshold=score_threshold, crop_head=head)
+                             score_threshold=score_threshold, crop_head=head,
+                             mirrored_detections=mirrored_detections)
 
 
 def build_predictor(name: str, weights: str | Path | None = None, device: str = "cpu",
-                    crop_head: bool = True, score_threshold: float = EVAL_SCORE_THRESHOLD) -> Predictor:
+                    crop_head: bool = True, score_threshold: float = EVAL_SCORE_THRESHOLD,
+                    mirrored_detections: bool = True) -> Predictor:
     """The predictor of method ``name`` (see :data:`METHODS`).
 
     ``visible`` and ``convex-hull`` need no model under given-visible; with a detector (``weights``,
@@ -89,7 +91,8 @@ def build_predictor(name: str, weights: str | Path | None = None, device: str = 
     ``maskrcnn-amodal`` (heads=amodal) and ``orcnn`` (heads=both) load a trained detector from
     ``weights`` (default: shipped). ``a3d`` and its ablations load a pipeline folder (default: the
     built-in ``cpu-small``). ``crop_head=False`` leaves out step 1b for every method (the detector's
-    own labels and masks). Methods that detect keep detections scoring at least ``score_threshold``
+    own labels and masks); ``mirrored_detections=False`` lets step 1 detect in the image only, not also
+    in its mirror image. Methods that detect keep detections scoring at least ``score_threshold``
     (in [0, 1]). Unknown names and thresholds outside [0, 1] raise :class:`Amodal3dError`."""
     if not 0.0 <= score_threshold <= 1.0:
         raise Amodal3dError(f"score threshold must lie in [0, 1], got {score_threshold}")
@@ -102,15 +105,17 @@ def build_predictor(name: str, weights: str | Path | None = None, device: str = 
                                                     score_threshold=score_threshold,
                                                     occluder_constraint=not unconstrained,
                                                     fit_steps=ACCURATE_FIT_STEPS if name == "a3d-fit" else None,
-                                                    crop_head=crop_head, detector_amodal=name != "a3d-steps-2-5")
+                                                    crop_head=crop_head, detector_amodal=name != "a3d-steps-2-5",
+                                                    mirrored_detections=mirrored_detections)
         segmenter.name = name
         return segmenter
     weights = weights if weights is not None else shipped_weights(name)
     if name in ("visible", "convex-hull"):
-        detector = _load_detector(name, weights, device, crop_head, score_threshold) if weights is not None else None
+        detector = (_load_detector(name, weights, device, crop_head, score_threshold, mirrored_detections)
+                    if weights is not None else None)
         return VisibleAsAmodal(detector) if name == "visible" else ConvexHullOf(detector)
     if name in _DETECTOR_METHODS:
-        return _load_detector(name, weights, device, crop_head, score_threshold)
+        return _load_detector(name, weights, device, crop_head, score_threshold, mirrored_detections)
     raise Amodal3dError(f"unknown method {name!r}; available methods: {', '.join(METHODS)}")
 
 

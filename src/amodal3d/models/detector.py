@@ -69,6 +69,9 @@ from amodal3d.models.crop_head import second_look
 # step 1b reads each crop also at this crop side / box side (its own: 1.3) and averages the readings
 # (chosen on the validation split, README "Step 1")
 CROP_HEAD_ENLARGEMENTS: tuple[float, ...] = (1.15,)
+# with a crop head, step 1 also detects in the mirror image and adds those detections (chosen on the
+# validation split, README "Step 1")
+MIRRORED_DETECTIONS = True
 
 Heads = Literal["visible", "amodal", "both"]
 WEIGHTS_KIND = "detector"
@@ -487,6 +490,29 @@ def build_detector(config: DetectorConfig) -> AmodalDetector:
     return AmodalDetector(config)
 
 
+@torch.no_grad()
+def detect(model: AmodalDetector, image: torch.Tensor, mirrored: bool = False) -> DetectorOutput:
+    """Detections of one image (3, H, W) in [0, 1], a DetectorOutput of one entry. ``mirrored``: the
+    image and its mirror image are detected together and the mirror image's detections, mapped back,
+    are added; every score is halved, so that a crop head's objectness (the summed scores of a group,
+    :func:`~amodal3d.models.crop_head.group_detections`) stays on the scale of one reading."""
+    if not mirrored:
+        return model([image])[0]
+    out, _ = model([image, image.flip(-1)])
+    width = image.shape[-1]
+    back = out.boxes[1][:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0], device=image.device)
+    back[:, [0, 2]] += width
+
+    scores = torch.cat(out.scores) / 2
+    order = torch.argsort(scores, descending=True, stable=True)  # high to low, as DetectorOutput's are
+
+    def both(masks):
+        return None if masks is None else (torch.cat([masks[0], masks[1].flip(-1)])[order],)
+
+    return DetectorOutput((torch.cat([out.boxes[0], back])[order],), (torch.cat(out.labels)[order],),
+                          (scores[order],), both(out.visible_masks), both(out.amodal_masks))
+
+
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -541,13 +567,16 @@ class DetectorPredictor:
     mask quality. ``crop_head_flip``: the head reads each crop as it is and mirrored and averages the
     two (``second_look(flip=True)``; about 3 % of the pipeline's time); ``crop_head_enlargements``: it
     also reads each crop at these crop sides / box side (default ``CROP_HEAD_ENLARGEMENTS``: 1.15,
-    beside the head's own 1.3) and averages all readings. Otherwise detections are kept
-    by score. Masks are thresholded with ``mask_threshold`` (probability > t).
+    beside the head's own 1.3) and averages all readings; ``mirrored_detections`` (default
+    ``MIRRORED_DETECTIONS``): the detections of the mirror image are added (:func:`detect`; a second
+    detector pass, 10.1 -> 7.0 images/s end to end on 2 CPU threads). Otherwise
+    detections are kept by score. Masks are thresholded with ``mask_threshold`` (probability > t).
     """
 
     def __init__(self, model: AmodalDetector, name: str | None = None, score_threshold: float = 0.5,
                  mask_threshold: float = 0.5, device: str | torch.device | None = None, crop_head=None,
-                 crop_head_flip: bool = True, crop_head_enlargements: tuple[float, ...] = CROP_HEAD_ENLARGEMENTS):
+                 crop_head_flip: bool = True, crop_head_enlargements: tuple[float, ...] = CROP_HEAD_ENLARGEMENTS,
+                 mirrored_detections: bool = MIRRORED_DETECTIONS):
         self.model = model.eval()
         if device is not None:
             self.model.to(device)
@@ -555,6 +584,7 @@ class DetectorPredictor:
         self.crop_head = crop_head.to(self.device).eval() if crop_head is not None else None
         self.crop_head_flip = crop_head_flip
         self.crop_head_enlargements = tuple(crop_head_enlargements)
+        self.mirrored_detections = mirrored_detections and crop_head is not None
         self.name = name or {"visible": "visible", "amodal": "maskrcnn-amodal", "both": "orcnn"}[model.heads]
         self.score_threshold = score_threshold
         self.mask_threshold = mask_threshold
@@ -584,7 +614,7 @@ class DetectorPredictor:
             return Instances(boxes, labels, out.scores[0].float().cpu().numpy(), visible, amodal,
                              extras={"amodal_boxes": out.boxes[0].cpu().numpy()})
         tensor = self._image_tensor(image)
-        out, _ = self.model([tensor])
+        out = detect(self.model, tensor, self.mirrored_detections)  # as step 1 detects (see class doc)
         boxes, labels, scores = out.boxes[0], out.labels[0], out.scores[0]
         probs = {"visible": out.visible_masks, "amodal": out.amodal_masks}
         probs = {k: v[0] for k, v in probs.items() if v is not None}
