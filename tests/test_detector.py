@@ -121,11 +121,11 @@ def test_mirrored_detections_add_the_mirror_images_detections_mapped_back():
     both = detect(model, image, mirrored=True)
     assert len(both.boxes[0]) == len(together.boxes[0]) + len(together.boxes[1]) > 0
     assert torch.all(both.scores[0][:-1] >= both.scores[0][1:])  # high to low, as DetectorOutput's are
-    assert torch.isclose(both.scores[0].sum(), (together.scores[0].sum() + together.scores[1].sum()) / 2)
+    assert torch.isclose(both.scores[0].sum(), together.scores[0].sum() + together.scores[1].sum())
     for k in range(len(together.boxes[1])):  # each mirror-image detection, x -> 128 - x
         x1, y1, x2, y2 = together.boxes[1][k].tolist()
         same = torch.isclose(both.boxes[0], torch.tensor([128 - x2, y1, 128 - x1, y2]), atol=1e-4).all(1)
-        same &= torch.isclose(both.scores[0], together.scores[1][k] / 2)
+        same &= torch.isclose(both.scores[0], together.scores[1][k])
         assert same.any()
         j = int(torch.where(same)[0][0])
         for masks in (both.visible_masks[0], both.amodal_masks[0]):  # masks lie inside their boxes

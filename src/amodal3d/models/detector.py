@@ -494,8 +494,9 @@ def build_detector(config: DetectorConfig) -> AmodalDetector:
 def detect(model: AmodalDetector, image: torch.Tensor, mirrored: bool = False) -> DetectorOutput:
     """Detections of one image (3, H, W) in [0, 1], a DetectorOutput of one entry. ``mirrored``: the
     image and its mirror image are detected together and the mirror image's detections, mapped back,
-    are added; every score is halved, so that a crop head's objectness (the summed scores of a group,
-    :func:`~amodal3d.models.crop_head.group_detections`) stays on the scale of one reading."""
+    are added with their scores; a crop head's objectness (the summed scores of a group, capped at 1,
+    :func:`~amodal3d.models.crop_head.group_detections`) then counts an object that both views see
+    twice."""
     if not mirrored:
         return model([image])[0]
     out, _ = model([image, image.flip(-1)])
@@ -503,7 +504,7 @@ def detect(model: AmodalDetector, image: torch.Tensor, mirrored: bool = False) -
     back = out.boxes[1][:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0], device=image.device)
     back[:, [0, 2]] += width
 
-    scores = torch.cat(out.scores) / 2
+    scores = torch.cat(out.scores)
     order = torch.argsort(scores, descending=True, stable=True)  # high to low, as DetectorOutput's are
 
     def both(masks):
@@ -569,7 +570,7 @@ class DetectorPredictor:
     also reads each crop at these crop sides / box side (default ``CROP_HEAD_ENLARGEMENTS``: 1.15,
     beside the head's own 1.3) and averages all readings; ``mirrored_detections`` (default
     ``MIRRORED_DETECTIONS``): the detections of the mirror image are added (:func:`detect`; a second
-    detector pass, 10.1 -> 7.0 images/s end to end on 2 CPU threads). Otherwise
+    detector pass, 10.0 -> 6.0 images/s end to end on 2 CPU threads). Otherwise
     detections are kept by score. Masks are thresholded with ``mask_threshold`` (probability > t).
     """
 
