@@ -33,8 +33,7 @@ STEPS_2_5 = ("rois", "shape", "fit", "refine", "paste")
 def measure(images: list, threshold: float, fit_steps: int | None = None, crop_head: bool = True,
             mirrored: bool = MIRRORED_DETECTIONS, warmup: int = 5, device: str = "cpu") -> dict:
     segmenter = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=threshold, fit_steps=fit_steps,
-                                                crop_head=crop_head, device=device)
-    segmenter.detector.mirrored_detections = mirrored and crop_head
+                                                crop_head=crop_head, device=device, mirrored_detections=mirrored)
     for image in images[:warmup]:
         segmenter.predict(image)
     segmenter.timings.clear()

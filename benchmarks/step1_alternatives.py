@@ -51,7 +51,6 @@ ENLARGEMENTS = {"1.3 alone": (1.3,), SHIPPED: (1.3, *CROP_HEAD_ENLARGEMENTS), "1
                 "1.15 + 1.3 + 1.5": (1.15, 1.3, 1.5), "1.2 + 1.4": (1.2, 1.4)}
 
 
-
 def matched_iou(visible: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
     """(G,) the visible-mask IoU at which the harness's one-to-one matching (``match_greedy``, IoU >= 0.5)
     pairs each ground-truth object (``visible`` (G, H, W)) with a predicted mask (``masks`` (P, H, W)), 0

@@ -58,7 +58,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from amodal3d.engine.augment import AugmentConfig
+from amodal3d.engine.augment import AugmentConfig, flip_boxes
 from amodal3d.engine.config import ConfigError, from_dict, load_config, to_dict
 from amodal3d.engine.trainer import TrainConfig
 from amodal3d.engine.weights import init_from, load_state_strict, load_weights, save_weights
@@ -500,10 +500,7 @@ def detect(model: AmodalDetector, image: torch.Tensor, mirrored: bool = False) -
     if not mirrored:
         return model([image])[0]
     out, _ = model([image, image.flip(-1)])
-    width = image.shape[-1]
-    back = out.boxes[1][:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0], device=image.device)
-    back[:, [0, 2]] += width
-
+    back = flip_boxes(out.boxes[1], image.shape[-1])
     scores = torch.cat(out.scores)
     order = torch.argsort(scores, descending=True, stable=True)  # high to low, as DetectorOutput's are
 
