@@ -31,8 +31,6 @@ evaluation score threshold, or its visible mask short of IoU 0.5.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 from collections import Counter
 from pathlib import Path
 
@@ -42,6 +40,7 @@ from torchvision.ops import box_iou
 from tqdm import tqdm
 
 from amodal3d.data.dataset import load_annotation_file, read_image, resolve_image_path, split_paths
+from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation import metrics
 from amodal3d.evaluation.baselines import masks_to_boxes
 from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD, build_predictor
@@ -177,7 +176,7 @@ def main() -> int:
         "arguments": vars(args), "images": len(images), "score_threshold": EVAL_SCORE_THRESHOLD,
         "occluded_objects": occluded_total, "results": results,
         "occluded_objects_missed_by_step_1": {reason: misses[reason] for reason in MISSES},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": machine_description(),
     }
     atomic_write_json(args.out, report, indent=2)
     print(f"{len(images)} images, {occluded_total} occluded objects, score threshold {EVAL_SCORE_THRESHOLD}")

@@ -25,16 +25,14 @@ share of objects found, are its own.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
-import torch
 from torchvision.ops import box_iou
 from tqdm import tqdm
 
 from amodal3d.data.dataset import AmodalDataset
+from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation.metrics import coco_mask_ap
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle, mask_iou
@@ -180,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "crop_head_accuracy_per_category": {names[c]: round(float(confusion[c, c] / max(confusion[c].sum(), 1)), 3)
                                             for c in range(len(names))},
         "crop_head_confusion": {"categories": names, "rows_truth_columns_predicted": confusion.tolist()},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": machine_description(),
     }
     atomic_write_json(args.out, report, indent=2)
     print(f"{n} images, {main_run['objects']} objects; a box within IoU 0.5: "

@@ -13,8 +13,6 @@ of training (``CropSamples``: the box jittered by ``box_jitter``, a fixed seed, 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from amodal3d.data.dataset import AmodalDataset
+from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation.metrics import OCCLUSION_BIN_LABELS, occlusion_bin, paired_iou
 from amodal3d.io import atomic_write_json
 from amodal3d.models.crop_head import CropSamples, load_crop_head
@@ -77,7 +76,7 @@ def main() -> int:
         "command": f"python benchmarks/eval_crop_head.py --data D --splits {args.splits} --limit {args.limit}"
                    + "".join(f" --head {item}" for item in args.head),
         "arguments": vars(args), "results": results,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": machine_description(),
     }
     atomic_write_json(args.out, report, indent=2)
     for split, rows in results.items():

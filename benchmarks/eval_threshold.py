@@ -13,12 +13,9 @@ matched to its best one) and AP ranks them; what a lower threshold costs is time
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 from pathlib import Path
 
-import torch
-
+from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD, build_predictor, evaluate
 from amodal3d.io import atomic_write_json
 
@@ -55,8 +52,7 @@ def main() -> int:
         "command": f"python benchmarks/eval_threshold.py --data D --split {args.split} --limit {args.limit} "
                    f"--thresholds {args.thresholds} --methods {args.methods}",
         "shipped_threshold": EVAL_SCORE_THRESHOLD, "rows": rows,
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "torch": torch.__version__},
+        "machine": machine_description(),
     }, indent=2)
     print(out)
     return 0

@@ -27,8 +27,6 @@ the pipeline does). Then:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +35,7 @@ from torchvision.ops import box_iou
 from tqdm import tqdm
 
 from amodal3d.data.dataset import AmodalDataset
+from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation.metrics import OCCLUDED_MIN_RATE, coco_mask_ap, mask_iou_matrix, match_greedy
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle
@@ -202,7 +201,7 @@ def main() -> int:
             "occluded_objects": int(occluded.sum()),
             "mean_matched_iou_all_objects": round(float(np.mean(m)), 4),
         } for name, m in matched.items()},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": machine_description(),
     }
     out = Path(args.out) if args.out else RESULTS / f"step1_alternatives_{args.split}.json"
     atomic_write_json(out, report, indent=2)

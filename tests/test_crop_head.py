@@ -286,6 +286,14 @@ def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():
     assert second_look(head, tensor, out.boxes[0], out.scores[0], min_objectness=threshold,
                        flip=True, enlargements=(1.15,)).labels.tolist() == \
         expected.labels[expected.objectness >= threshold].tolist()
+    assert np.allclose(looked.extras["objectness"], expected.objectness[order].numpy())
+    # keep_by="score" (amodal3d predict) keeps objects by the score a user sees
+    threshold = float(looked.scores.max() + looked.scores.min()) / 2
+    by_score = DetectorPredictor(detector, score_threshold=threshold, crop_head=head, keep_by="score").predict(image)
+    assert np.array_equal(by_score.scores, looked.scores[looked.scores >= threshold])
+    assert 1 <= len(by_score.labels) < len(looked.labels) and by_score.scores.min() >= threshold
+    with pytest.raises(ValueError, match="keep_by"):
+        DetectorPredictor(detector, crop_head=head, keep_by="label")
 
 
 def test_augment_config_is_part_of_the_experiment():

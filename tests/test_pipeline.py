@@ -333,7 +333,8 @@ def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_obje
 
     from amodal3d.data.meshes import open_mesh_source
     from amodal3d.data.scene import SceneConfig, render_scene
-    from amodal3d.pipeline import BUILTIN
+    from amodal3d.evaluation.harness import build_predictor
+    from amodal3d.pipeline import BUILTIN, DEFAULT_SCORE_THRESHOLD
 
     folder = BUILTIN["cpu-small"]
     files = sorted(folder.glob("*.safetensors"))
@@ -362,6 +363,12 @@ def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_obje
         assert main(["predict", str(tmp_path / "scene.png"), "--out", str(out), "--score-threshold", "0.05",
                      "--no-overlays", *flag]) == 0
         assert len(json.loads((out / "results.json").read_text())) == expected
+    # without --score-threshold: the objects scoring at least DEFAULT_SCORE_THRESHOLD (by score, whereas the
+    # evaluation harness keeps every object whose objectness reaches its floor)
+    assert with_head.detector.keep_by == "score" and build_predictor("a3d").detector.keep_by == "objectness"
+    assert main(["predict", str(tmp_path / "scene.png"), "--out", str(tmp_path / "default"), "--no-overlays"]) == 0
+    kept = json.loads((tmp_path / "default" / "results.json").read_text())
+    assert len(kept) == int((looked.scores >= DEFAULT_SCORE_THRESHOLD).sum()) < len(looked.labels)
 
 
 def test_refinement_rois_from_step1_visible_masks(tiny_dataset, tmp_path):

@@ -114,6 +114,33 @@ def test_bench_a3d_combines_the_protocol_files_only(tmp_path, monkeypatch):
     assert combined["summary"]["end-to-end"]["a3d_minus_maskrcnn_miou"] == 10.0
 
 
+def test_predict_threshold_replays_the_recorded_objects_by_score_or_objectness():
+    import numpy as np
+
+    from amodal3d.evaluation.predictor import Instances
+
+    bench = _script("predict_threshold", BENCHMARKS)
+    image = np.zeros((4, 4, 3), np.uint8)
+    masks = np.zeros((3, 4, 4), bool)
+    recorded = Instances(np.zeros((3, 4), np.float32), np.array([1, 2, 3]), np.array([0.6, 0.3, 0.1], np.float32),
+                         masks, masks, extras={"objectness": np.array([0.7, 0.9, 0.5], np.float32)})
+
+    class Fixed:
+        name = "fixed"
+
+        def predict(self, image, given=None):
+            return recorded
+
+    recorder = bench.Recorder(Fixed())
+    assert recorder.predict(image) is recorded
+    by_score = bench.Replay(recorder.kept, "score", 0.3, "fixed").predict(image)
+    by_objectness = bench.Replay(recorder.kept, "objectness", 0.6, "fixed").predict(image)
+    assert by_score.labels.tolist() == [1, 2] and by_objectness.labels.tolist() == [1, 2]
+    assert bench.Replay(recorder.kept, "objectness", 0.8, "fixed").predict(image).labels.tolist() == [2]
+    with pytest.raises(KeyError):  # an image that was never recorded
+        bench.Replay(recorder.kept, "score", 0.3, "fixed").predict(image + 1)
+
+
 def test_step1_alternatives_matches_like_the_harness_and_makes_masks_disjoint():
     alternatives = _script("step1_alternatives", BENCHMARKS)
     visible = torch.zeros(2, 4, 4, dtype=torch.bool)

@@ -33,6 +33,9 @@ from amodal3d.models.shape import ShapePrior, with_fitted_camera
 
 MODES = ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")
 REFINE_MODES = ("a3d", "a3d-no-prior")  # step 5 runs
+# the score from which predict / from_pretrained keep an object (best F1 of step 1 on the validation
+# split: benchmarks/predict_threshold.py)
+DEFAULT_SCORE_THRESHOLD = 0.2
 BUILTIN = {"cpu-small": Path(__file__).resolve().parent / "weights" / "cpu-small"}
 # file stems inside a pipeline folder
 FILES = {"detector": "detector", "crop-head": CROP_HEAD_STEM, "shape": "shape", "refine": "refine",
@@ -84,17 +87,19 @@ class AmodalSegmenter:
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path = "cpu-small", mode: str = "a3d",
-                        device: str | torch.device = "cpu", score_threshold: float = 0.3,
+                        device: str | torch.device = "cpu", score_threshold: float = DEFAULT_SCORE_THRESHOLD,
                         occluder_constraint: bool = True, fit_steps: int | None = None,
                         crop_head: bool = True, detector_amodal: bool = True,
-                        mirrored_detections: bool = True) -> AmodalSegmenter:
+                        mirrored_detections: bool = True, keep_by: str = "score") -> AmodalSegmenter:
         """Load the pipeline from a built-in name or a folder (``detector.safetensors`` + ``.json``,
         optional ``crop_head.*`` (step 1b, used unless ``crop_head=False``), ``shape.*``, ``refine.*``,
         ``refine_no_prior.*``); never unpickles. ``fit_steps`` defaults to the steps the A3D refinement
         net was trained with (its config's ``prior_fit_steps``). ``detector_amodal``: end to end, add
         the hidden parts of the detector's amodal head (when it has one) to those of steps 2-5.
         ``mirrored_detections=False``: step 1 detects in the image only, not also in its mirror image
-        (faster; see :class:`~amodal3d.models.detector.DetectorPredictor`)."""
+        (faster; see :class:`~amodal3d.models.detector.DetectorPredictor`). Objects are kept when their
+        score reaches ``score_threshold`` (``keep_by="objectness"``: their objectness, as the
+        evaluation harness keeps them)."""
         from amodal3d.engine.distributed import resolve_device
         from amodal3d.models.detector import DetectorPredictor, load_detector
         from amodal3d.models.refine_train import load_refine
@@ -108,7 +113,7 @@ class AmodalSegmenter:
             head = crop_head_beside(folder, device) if crop_head else None
             detector = DetectorPredictor(load_detector(detector_path, device=device), name="visible",
                                          score_threshold=score_threshold, crop_head=head,
-                                         mirrored_detections=mirrored_detections)
+                                         mirrored_detections=mirrored_detections, keep_by=keep_by)
         shape = load_shape_prior(folder / f"{FILES['shape']}.safetensors", device)
         refine = None
         if mode in REFINE_MODES:

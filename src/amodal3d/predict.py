@@ -52,11 +52,13 @@ def given_from_annotations(anns: list[dict], height: int, width: int, source: st
 
 
 def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", mode: str = "a3d",
-                  device: str = "cpu", score_threshold: float = 0.5, visible_json: str | None = None,
+                  device: str = "cpu", score_threshold: float | None = None, visible_json: str | None = None,
                   meshes: str = "none", overlays: bool = True, progress: bool = True,
                   occluder_constraint: bool = True, fit_steps: int | None = None, crop_head: bool = True,
                   detector_amodal: bool = True, mirrored_detections: bool = True) -> dict:
-    from amodal3d.pipeline import AmodalSegmenter
+    from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD, AmodalSegmenter
+
+    score_threshold = DEFAULT_SCORE_THRESHOLD if score_threshold is None else score_threshold
 
     segmenter = AmodalSegmenter.from_pretrained(weights, mode=mode, device=device, score_threshold=score_threshold,
                                                 occluder_constraint=occluder_constraint, fit_steps=fit_steps,

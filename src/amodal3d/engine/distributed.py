@@ -9,6 +9,7 @@ DDP even when it is the only one (``--nproc_per_node 1``), so one GPU runs the s
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,3 +119,10 @@ def mean_over_ranks(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     values = values.detach().clone()
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values / info.world_size
+
+
+def machine_description(**more: Any) -> dict:
+    """What a benchmark ran on, for its JSON record: CPU count, torch threads, platform, torch version
+    (and ``more``)."""
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(), "torch": torch.__version__, **more}

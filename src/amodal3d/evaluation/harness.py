@@ -106,7 +106,8 @@ def build_predictor(name: str, weights: str | Path | None = None, device: str = 
                                                     occluder_constraint=not unconstrained,
                                                     fit_steps=ACCURATE_FIT_STEPS if name == "a3d-fit" else None,
                                                     crop_head=crop_head, detector_amodal=name != "a3d-steps-2-5",
-                                                    mirrored_detections=mirrored_detections)
+                                                    mirrored_detections=mirrored_detections,
+                                                    keep_by="objectness")
         segmenter.name = name
         return segmenter
     weights = weights if weights is not None else shipped_weights(name)

@@ -72,6 +72,8 @@ CROP_HEAD_ENLARGEMENTS: tuple[float, ...] = (1.15,)
 # with a crop head, step 1 also detects in the mirror image and adds those detections (chosen on the
 # validation split, README "Step 1")
 MIRRORED_DETECTIONS = True
+# what a crop head's objects are kept by: their objectness (every object proposed) or their score
+KEEP_BY = ("objectness", "score")
 
 Heads = Literal["visible", "amodal", "both"]
 WEIGHTS_KIND = "detector"
@@ -562,19 +564,25 @@ class DetectorPredictor:
     With a ``crop_head`` (:mod:`amodal3d.models.crop_head`, step 1b) the detections are grouped into
     objects, each re-labelled and given the head's visible mask (amodal masks stay the detector's); an
     object is kept when its objectness reaches ``score_threshold`` and scored objectness x p(label) x
-    mask quality. ``crop_head_flip``: the head reads each crop as it is and mirrored and averages the
-    two (``second_look(flip=True)``; about 3 % of the pipeline's time); ``crop_head_enlargements``: it
-    also reads each crop at these crop sides / box side (default ``CROP_HEAD_ENLARGEMENTS``: 1.15,
-    beside the head's own 1.3) and averages all readings; ``mirrored_detections`` (default
-    ``MIRRORED_DETECTIONS``): the detections of the mirror image are added (:func:`detect`; a second
-    detector pass, 10.0 -> 6.0 images/s end to end on 2 CPU threads). Otherwise
-    detections are kept by score. Masks are thresholded with ``mask_threshold`` (probability > t).
+    mask quality (its objectness is in ``extras["objectness"]``); with ``keep_by="score"`` it is kept
+    when that score reaches ``score_threshold`` instead (what ``amodal3d predict`` does: the
+    evaluation keeps every object step 1 proposes, a user the likely ones). ``crop_head_flip``: the
+    head reads each crop as it is and mirrored and averages the two (``second_look(flip=True)``; about
+    3 % of the pipeline's time); ``crop_head_enlargements``: it also reads each crop at these crop sides
+    / box side (default ``CROP_HEAD_ENLARGEMENTS``: 1.15, beside the head's own 1.3) and averages all
+    readings; ``mirrored_detections`` (default ``MIRRORED_DETECTIONS``): the detections of the mirror
+    image are added (:func:`detect`; a second detector pass, 11.4 -> 6.8 images/s end to end on 2 CPU
+    threads). Otherwise detections are kept by score. Masks are thresholded with ``mask_threshold``
+    (probability > t).
     """
 
     def __init__(self, model: AmodalDetector, name: str | None = None, score_threshold: float = 0.5,
                  mask_threshold: float = 0.5, device: str | torch.device | None = None, crop_head=None,
                  crop_head_flip: bool = True, crop_head_enlargements: tuple[float, ...] = CROP_HEAD_ENLARGEMENTS,
-                 mirrored_detections: bool = MIRRORED_DETECTIONS):
+                 mirrored_detections: bool = MIRRORED_DETECTIONS, keep_by: str = "objectness"):
+        if keep_by not in KEEP_BY:
+            raise ValueError(f"keep_by must be one of {', '.join(KEEP_BY)}, not {keep_by!r}")
+        self.keep_by = keep_by
         self.model = model.eval()
         if device is not None:
             self.model.to(device)
@@ -616,20 +624,24 @@ class DetectorPredictor:
         boxes, labels, scores = out.boxes[0], out.labels[0], out.scores[0]
         probs = {"visible": out.visible_masks, "amodal": out.amodal_masks}
         probs = {k: v[0] for k, v in probs.items() if v is not None}
-        kept_by = scores
+        kept_by, extras = scores, {}
         if self.crop_head is not None:  # step 1b: one entry per object, re-labelled and re-segmented
             look = second_look(self.crop_head, tensor, boxes, scores, min_objectness=self.score_threshold,
                                flip=self.crop_head_flip, enlargements=self.crop_head_enlargements)
-            boxes, labels, scores, kept_by = look.boxes, look.labels, look.scores, look.objectness
+            boxes, labels, scores = look.boxes, look.labels, look.scores
+            kept_by = look.scores if self.keep_by == "score" else look.objectness
             probs = {k: v[look.leaders] for k, v in probs.items() if k == "amodal"}
             probs["visible"] = look.visible
         keep = torch.where(kept_by >= self.score_threshold)[0]
         keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
+        if self.crop_head is not None:
+            extras["objectness"] = look.objectness[keep].float().cpu().numpy()
         masks = {k: (v[keep] > self.mask_threshold).cpu().numpy() for k, v in probs.items()}
         visible = masks.get("visible", masks.get("amodal"))
         amodal = masks.get("amodal", visible)
         return Instances(boxes[keep].float().cpu().numpy(), labels[keep].cpu().numpy().astype(np.int64),
-                         scores[keep].float().cpu().numpy(), visible, amodal.copy() if amodal is visible else amodal)
+                         scores[keep].float().cpu().numpy(), visible, amodal.copy() if amodal is visible else amodal,
+                         extras=extras)
 
 
 # ---------------------------------------------------------------------------------------------- training
