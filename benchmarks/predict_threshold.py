@@ -9,8 +9,11 @@ how ``DEFAULT_SCORE_THRESHOLD`` was chosen (on the validation split).
 Each variant of step 1 (the shipped visible detector and its crop head) runs once at the
 evaluation floor; every threshold then scores the same detections, those whose objectness (the
 group's summed detector scores) or whose score (objectness x p(label) x mask quality, what a user
-sees) reaches it, in the harness (visible masks matched to the ground truth class-agnostically at IoU >= 0.5, as
-``amodal3d evaluate`` does). Precision = matched / kept, recall = matched / ground-truth objects.
+sees) reaches it, in the harness (visible masks matched to the ground truth class-agnostically at
+IoU >= 0.5, as ``amodal3d evaluate`` does). Precision = matched / kept, recall = matched /
+ground-truth objects. ``predict`` itself runs the crop head only on objects whose objectness reaches
+the threshold (a score never exceeds its objectness), so the mask quality in its scores ranks fewer
+objects than here: its scores can differ slightly from these.
 """
 
 from __future__ import annotations

@@ -624,7 +624,7 @@ class DetectorPredictor:
         boxes, labels, scores = out.boxes[0], out.labels[0], out.scores[0]
         probs = {"visible": out.visible_masks, "amodal": out.amodal_masks}
         probs = {k: v[0] for k, v in probs.items() if v is not None}
-        kept_by, extras = scores, {}
+        kept_by = scores
         if self.crop_head is not None:  # step 1b: one entry per object, re-labelled and re-segmented
             look = second_look(self.crop_head, tensor, boxes, scores, min_objectness=self.score_threshold,
                                flip=self.crop_head_flip, enlargements=self.crop_head_enlargements)
@@ -634,8 +634,7 @@ class DetectorPredictor:
             probs["visible"] = look.visible
         keep = torch.where(kept_by >= self.score_threshold)[0]
         keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
-        if self.crop_head is not None:
-            extras["objectness"] = look.objectness[keep].float().cpu().numpy()
+        extras = {"objectness": look.objectness[keep].float().cpu().numpy()} if self.crop_head is not None else {}
         masks = {k: (v[keep] > self.mask_threshold).cpu().numpy() for k, v in probs.items()}
         visible = masks.get("visible", masks.get("amodal"))
         amodal = masks.get("amodal", visible)
