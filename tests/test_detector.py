@@ -195,6 +195,13 @@ def test_given_visible_predictions_keep_the_given_instances():
         assert len(e2e.labels) > 0  # score_threshold 0: an untrained model still returns boxes
         if heads == "amodal":
             assert np.array_equal(e2e.visible_masks, e2e.amodal_masks)
+        if heads == "visible":
+            assert "amodal_probs" not in e2e.extras
+        else:  # the probabilities behind its amodal masks, for steps 2-5 to weigh
+            probs = e2e.extras["amodal_probs"]
+            assert probs.dtype == np.float16 and probs.shape == e2e.amodal_masks.shape
+            confident = np.abs(probs.astype(np.float32) - 0.5) > 1e-2  # away from float16 rounding
+            assert np.array_equal((probs > 0.5)[confident], e2e.amodal_masks[confident])
     empty = GivenVisible(np.zeros((0, 128, 128), bool), np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
     assert len(predictor.predict(image, empty).labels) == 0
 

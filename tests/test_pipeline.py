@@ -26,6 +26,7 @@ from amodal3d.models.crop_head import CropHead, CropHeadConfig
 from amodal3d.models.refine import (
     RefineConfig,
     RefineNet,
+    fuse_step1_amodal,
     hidden_under_occluders,
     prior_edge_band,
     refine_inputs,
@@ -170,6 +171,45 @@ def test_detector_amodal_masks_join_the_hidden_parts_end_to_end(pipeline_dir, mo
     assert a[0, 30:50, 40:70].all()  # behind instance 1: taken from the detector
     assert np.array_equal(a[0, 10:30, 30:40], b[0, 10:30, 30:40])  # behind nothing seen: left to steps 2-5
     assert np.array_equal(alone.predict(image).amodal_masks, plain.predict(image, given).amodal_masks)
+
+
+def test_fusion_is_the_mean_of_both_probabilities_above_the_threshold():
+    refined = torch.tensor([0.9, 0.5, 0.2, 0.0, 0.71, 0.7])
+    step1 = torch.tensor([0.0, 0.3, 0.6, 0.7, 0.0, 0.0])
+    fused = fuse_step1_amodal(refined, step1, threshold=0.35)
+    # means .45, .4, .4, .35, .355, .35: one side alone must exceed 0.7, both together 0.35 each
+    assert fused.tolist() == [True, True, True, False, True, False]
+    assert fuse_step1_amodal(refined, step1, threshold=0.5).tolist() == [False] * 6
+
+
+class _StepOneWithProbabilities(_StepOne):
+    """A step-1 stand-in that also returns its amodal head's probabilities, as DetectorPredictor does."""
+
+    def predict(self, image: np.ndarray) -> Instances:
+        out = super().predict(image)
+        out.extras["amodal_probs"] = self.amodal.astype(np.float16)
+        return out
+
+
+@pytest.mark.parametrize("mode", ["a3d", "a3d-no-refine"])
+def test_detector_amodal_probabilities_are_weighed_against_steps_2_5(pipeline_dir, mode):
+    image, given = _given()
+    amodal = given.visible_masks.copy()
+    amodal[0, 10:50, 10:70] = True  # the detector is sure instance 0 extends behind instance 1, and beyond
+    plain = AmodalSegmenter.from_pretrained(pipeline_dir, mode=mode)
+    weighed = AmodalSegmenter(_StepOneWithProbabilities(given, amodal), plain.shape, plain.refine, mode)
+    alone = AmodalSegmenter(_StepOne(given, amodal), plain.shape, plain.refine, mode, detector_amodal=False)
+    a, b = weighed.predict(image).amodal_masks, alone.predict(image).amodal_masks
+    assert not (given.visible_masks & ~a).any(), "visible ⊆ amodal"
+    detector_hidden = hidden_under_occluders(torch.from_numpy(amodal), torch.from_numpy(given.visible_masks))
+    assert not (detector_hidden.numpy() & ~a).any()  # a sure step 1 (p = 1) is always taken
+    assert a[0, 30:50, 40:70].all()
+    # where step 1 says 0, steps 2-5 alone must exceed 0.7 (instead of 0.5): never more than alone
+    assert not (a & ~b & ~amodal).any()
+    joined = AmodalSegmenter(_StepOneWithProbabilities(given, amodal), plain.shape, plain.refine, mode,
+                             step1_fusion=None)
+    masks_only = AmodalSegmenter(_StepOne(given, amodal), plain.shape, plain.refine, mode)
+    assert np.array_equal(joined.predict(image).amodal_masks, masks_only.predict(image).amodal_masks)
 
 
 def test_prior_fit_steps_follow_the_refinement_config(pipeline_dir, tmp_path):

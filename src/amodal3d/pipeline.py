@@ -7,9 +7,11 @@ Steps: (1) visible instance segmentation (:mod:`amodal3d.models.detector`, with 
 :mod:`amodal3d.models.crop_head` when the weights have one, or masks the user brings: ``given``),
 (2-4) shape + viewpoint + rendered prior (:mod:`amodal3d.models.shape`), its camera optionally fitted
 to the visible mask by render-and-compare (``fit_steps``), (5) region-specific refinement
-(:mod:`amodal3d.models.refine`); end to end, hidden parts seen by the detector's own amodal head
-(when it has one) join those of steps 2-5 (``detector_amodal``). ``mode`` selects the method or one
-of its ablations:
+(:mod:`amodal3d.models.refine`); end to end, the amodal masks of the detector's own amodal head (when
+it has one) are weighed against those of steps 2-5 (``detector_amodal``: the mean of the two
+probabilities above ``step1_fusion``, default ``STEP1_FUSION_THRESHOLD``; with ``step1_fusion=None`` or a
+step 1 that returns masks only, its masks are joined).
+``mode`` selects the method or one of its ablations:
 ``a3d`` (all steps), ``a3d-no-prior`` (refinement trained without the prior), ``a3d-no-refine``
 (prior ∪ visible), ``prior-only`` (the rendered prior alone).
 """
@@ -27,7 +29,13 @@ from amodal3d.errors import DataError, WeightsError
 from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.models.crop_head import STEM as CROP_HEAD_STEM
 from amodal3d.models.crop_head import crop_head_beside
-from amodal3d.models.refine import RefineNet, hidden_under_occluders, refine_inputs
+from amodal3d.models.refine import (
+    STEP1_FUSION_THRESHOLD,
+    RefineNet,
+    fuse_step1_amodal,
+    hidden_under_occluders,
+    refine_inputs,
+)
 from amodal3d.models.roi import mask_boxes, paste, roi_inputs
 from amodal3d.models.shape import ShapePrior, with_fitted_camera
 
@@ -65,7 +73,7 @@ class AmodalSegmenter:
 
     def __init__(self, detector, shape: ShapePrior, refine: RefineNet | None = None, mode: str = "a3d",
                  device: str | torch.device = "cpu", occluder_constraint: bool = True, fit_steps: int = 0,
-                 detector_amodal: bool = True):
+                 detector_amodal: bool = True, step1_fusion: float | None = STEP1_FUSION_THRESHOLD):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
         if fit_steps < 0:
@@ -79,9 +87,10 @@ class AmodalSegmenter:
         self.mode = mode
         self.occluder_constraint = occluder_constraint
         self.fit_steps = fit_steps if mode != "a3d-no-prior" else 0
-        # end to end, the hidden parts the step-1 detector's own amodal head sees (if it has one) join
-        # those of steps 2-5 (not in prior-only, which shows the prior alone)
+        # end to end, the step-1 detector's own amodal head (if it has one) is weighed against steps 2-5
+        # (not in prior-only, which shows the prior alone)
         self.detector_amodal = detector_amodal and mode != "prior-only"
+        self.step1_fusion = step1_fusion  # None: join step 1's amodal masks instead (the earlier rule)
         self.name = mode if occluder_constraint or mode not in REFINE_MODES else f"{mode}-unconstrained"
         self.timings: dict[str, float] = defaultdict(float)
 
@@ -94,8 +103,8 @@ class AmodalSegmenter:
         """Load the pipeline from a built-in name or a folder (``detector.safetensors`` + ``.json``,
         optional ``crop_head.*`` (step 1b, used unless ``crop_head=False``), ``shape.*``, ``refine.*``,
         ``refine_no_prior.*``); never unpickles. ``fit_steps`` defaults to the steps the A3D refinement
-        net was trained with (its config's ``prior_fit_steps``). ``detector_amodal``: end to end, add
-        the hidden parts of the detector's amodal head (when it has one) to those of steps 2-5.
+        net was trained with (its config's ``prior_fit_steps``). ``detector_amodal``: end to end, weigh
+        the detector's amodal head (when it has one) against steps 2-5 (:func:`fuse_step1_amodal`).
         ``mirrored_detections=False``: step 1 detects in the image only, not also in its mirror image
         (faster; see :class:`~amodal3d.models.detector.DetectorPredictor`). Objects are kept when their
         score reaches ``score_threshold`` (``keep_by="objectness"``: their objectness, as the
@@ -183,14 +192,21 @@ class AmodalSegmenter:
             start = self._tick("refine", start)
         else:
             roi_amodal = shape_out.prior
-        amodal = paste(roi_amodal, rois, height, width) > 0.5
+        amodal = paste(roi_amodal, rois, height, width)
+        weigh = given is None and self.detector_amodal and self.step1_fusion is not None
+        step1_probs = detections.extras.get("amodal_probs") if weigh else None
+        if step1_probs is not None:  # step 1's amodal head weighed against steps 2-5
+            amodal = fuse_step1_amodal(amodal, torch.from_numpy(step1_probs).to(self.device).float(),
+                                       self.step1_fusion)
+        else:
+            amodal = amodal > 0.5
         prior_masks = paste(shape_out.prior, rois, height, width) > 0.5
         if self.mode in REFINE_MODES and self.occluder_constraint:
             amodal = hidden_under_occluders(amodal, visible)
         elif self.mode != "prior-only":
             amodal = amodal | visible
-        if given is None and self.detector_amodal:  # step 1's amodal head (its amodal = visible without one)
-            step1 = torch.from_numpy(detections.amodal_masks).to(self.device)
+        if given is None and self.detector_amodal and step1_probs is None:  # step 1's amodal masks only
+            step1 = torch.from_numpy(detections.amodal_masks).to(self.device)  # (= visible without a head)
             amodal = amodal | (hidden_under_occluders(step1, visible) if self.occluder_constraint else step1)
         self._tick("paste", start)
         cameras = shape_out.cameras

@@ -573,7 +573,8 @@ class DetectorPredictor:
     readings; ``mirrored_detections`` (default ``MIRRORED_DETECTIONS``): the detections of the mirror
     image are added (:func:`detect`; a second detector pass, 11.4 -> 6.8 images/s end to end on 2 CPU
     threads). Otherwise detections are kept by score. Masks are thresholded with ``mask_threshold``
-    (probability > t).
+    (probability > t); with an amodal head, the amodal-mask probabilities of the instances returned are
+    also in ``extras["amodal_probs"]`` ((N, H, W) float16), for steps 2-5 to weigh against their own.
     """
 
     def __init__(self, model: AmodalDetector, name: str | None = None, score_threshold: float = 0.5,
@@ -635,6 +636,8 @@ class DetectorPredictor:
         keep = torch.where(kept_by >= self.score_threshold)[0]
         keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
         extras = {"objectness": look.objectness[keep].float().cpu().numpy()} if self.crop_head is not None else {}
+        if "amodal" in probs:
+            extras["amodal_probs"] = probs["amodal"][keep].half().cpu().numpy()
         masks = {k: (v[keep] > self.mask_threshold).cpu().numpy() for k, v in probs.items()}
         visible = masks.get("visible", masks.get("amodal"))
         amodal = masks.get("amodal", visible)

@@ -33,6 +33,11 @@ class RefineConfig:
                                      # mask (shape.fit_to_visible), in training and at inference
 
 
+# end to end, steps 2-5's amodal probabilities and the step-1 amodal head's are averaged and
+# thresholded here (fuse_step1_amodal; chosen on the validation split, README "End to end")
+STEP1_FUSION_THRESHOLD = 0.35
+
+
 @dataclass(frozen=True)
 class RefineOutput:
     logits: torch.Tensor   # (B, S, S) amodal logits outside the visible mask
@@ -50,6 +55,14 @@ def hidden_under_occluders(amodal: torch.Tensor, visible: torch.Tensor) -> torch
     where no other instance is seen, the image shows what is there (exact when every occluder is an
     instance, as in generated scenes; pixels cut by the image border are outside these masks anyway)."""
     return visible | (amodal & other_instances(visible))
+
+
+def fuse_step1_amodal(refined: torch.Tensor, step1: torch.Tensor,
+                      threshold: float = STEP1_FUSION_THRESHOLD) -> torch.Tensor:
+    """(N, H, W) amodal-mask probabilities of steps 2-5 and of the step-1 detector's amodal head, for the
+    same instances -> (N, H, W) bool: where their mean exceeds ``threshold``. Below 0.5, a pixel either
+    side is fairly sure of, or both half believe in, joins the mask."""
+    return (refined + step1) / 2 > threshold
 
 
 def prior_edge_band(prior: torch.Tensor, band: int) -> torch.Tensor:
