@@ -44,12 +44,11 @@ from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation import metrics
 from amodal3d.evaluation.baselines import masks_to_boxes
 from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD, build_predictor
-from amodal3d.evaluation.predictor import GivenVisible
+from amodal3d.evaluation.predictor import Instances
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import decode_rle
 from amodal3d.models.crop_head import group_detections
 from amodal3d.models.detector import detect
-from amodal3d.models.refine import hidden_under_occluders
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROWS = ("end to end", "exact visible masks", "+ missed objects as occluders", "+ exact categories",
@@ -58,18 +57,31 @@ MISSES = ("no detection box", "merged into another object", "below the score thr
           "visible mask IoU < 0.5")
 
 
+class _Fixed:
+    """A step 1 that returns the instances it is given (what ``complete`` runs steps 2-5 on)."""
+
+    def __init__(self, instances: Instances):
+        self.instances = instances
+
+    def predict(self, image: np.ndarray) -> Instances:
+        return self.instances
+
+
 def complete(segmenter, image: np.ndarray, visible: np.ndarray, labels: np.ndarray,
-             step1_amodal: np.ndarray | None, scored: int) -> np.ndarray:
-    """Steps 2-5 on given visible masks (N, H, W) bool and categories (N,); the first ``scored`` are
-    the predictions, the rest only occlude them. With ``step1_amodal`` (scored, H, W) bool, step 1's
-    hidden pixels are added as the pipeline adds them end to end. Returns (scored, H, W) bool."""
-    if len(labels) == 0:
+             step1_probs: np.ndarray | None, scored: int) -> np.ndarray:
+    """Steps 2-5 end to end on given visible masks (N, H, W) bool and categories (N,); the first
+    ``scored`` are the predictions, the rest only occlude them. With ``step1_probs`` (scored, H, W),
+    step 1's amodal probabilities are weighed in as the pipeline does end to end; without, hidden
+    parts come from steps 2-5 alone. Returns (scored, H, W) bool."""
+    n = len(labels)
+    if n == 0:
         return np.zeros((0, *image.shape[:2]), bool)
-    amodal = segmenter.predict(image, GivenVisible(visible, labels, masks_to_boxes(visible))).amodal_masks
-    if step1_amodal is not None:
-        padded = np.concatenate([step1_amodal, np.zeros_like(visible[scored:])])
-        amodal = amodal | hidden_under_occluders(torch.from_numpy(padded), torch.from_numpy(visible)).numpy()
-    return amodal[:scored]
+    extras = {}
+    if step1_probs is not None:
+        extras["amodal_probs"] = np.concatenate([step1_probs, np.zeros_like(visible[scored:], np.float16)])
+    segmenter.detector = _Fixed(Instances(np.asarray(masks_to_boxes(visible), np.float32), labels,
+                                          np.ones(n, np.float32), visible, visible, extras=extras))
+    return segmenter.predict(image).amodal_masks[:scored]
 
 
 def miss_reason(g: int, gt_boxes: torch.Tensor, raw_boxes: torch.Tensor, leader_boxes: torch.Tensor,
@@ -128,23 +140,24 @@ def main() -> int:
         with_missed = np.concatenate([visible, gt_visible[missed]])
         exact_labels = labels.copy()
         exact_labels[match[found]] = gt_labels[found]
+        probs = det.extras["amodal_probs"]  # step 1's amodal head
         only = match[found]  # the predictions that match an object, in ground-truth order
         rows = {  # steps 2-5 on step 1's own detections are the pipeline end to end (one detector pass)
-            "end to end": complete(segmenter, image, det.visible_masks, det.labels, det.amodal_masks, len(labels)),
-            "exact visible masks": complete(segmenter, image, visible, labels, det.amodal_masks, len(labels)),
+            "end to end": complete(segmenter, image, det.visible_masks, det.labels, probs, len(labels)),
+            "exact visible masks": complete(segmenter, image, visible, labels, probs, len(labels)),
             "+ missed objects as occluders": complete(segmenter, image, with_missed,
                                                       np.concatenate([labels, gt_labels[missed]]),
-                                                      det.amodal_masks, len(labels)),
+                                                      probs, len(labels)),
         }
         rows["+ exact categories"] = complete(segmenter, image, with_missed,
                                               np.concatenate([exact_labels, gt_labels[missed]]),
-                                              det.amodal_masks, len(labels))
+                                              probs, len(labels))
         kept = np.concatenate([visible[only], gt_visible[missed]])
         kept_labels = np.concatenate([exact_labels[only], gt_labels[missed]])
-        for row, step1_amodal in (("+ no unmatched detections", det.amodal_masks[only]),
+        for row, step1_probs in (("+ no unmatched detections", probs[only]),
                                   ("... without step 1's amodal head", None)):
             amodal = np.zeros_like(det.visible_masks)
-            amodal[only] = complete(segmenter, image, kept, kept_labels, step1_amodal, len(only))
+            amodal[only] = complete(segmenter, image, kept, kept_labels, step1_probs, len(only))
             rows[row] = amodal
         given = complete(segmenter, image, gt_visible, gt_labels, None, len(gt_labels))
         for row, amodal in rows.items():

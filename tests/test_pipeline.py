@@ -212,6 +212,29 @@ def test_detector_amodal_probabilities_are_weighed_against_steps_2_5(pipeline_di
     assert np.array_equal(joined.predict(image).amodal_masks, masks_only.predict(image).amodal_masks)
 
 
+def test_a3d_diagnosis_completes_visible_masks_as_the_pipeline_does_end_to_end(pipeline_dir):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "diagnose_a3d", Path(__file__).resolve().parents[1] / "benchmarks" / "diagnose_a3d.py")
+    diagnose = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diagnose)
+    image, given = _given()
+    amodal = given.visible_masks.copy()
+    amodal[0, 10:50, 10:70] = True
+    plain = AmodalSegmenter.from_pretrained(pipeline_dir)
+    end_to_end = AmodalSegmenter(_StepOneWithProbabilities(given, amodal), plain.shape, plain.refine)
+    expected = end_to_end.predict(image).amodal_masks
+    probs = amodal.astype(np.float16)
+    segmenter = AmodalSegmenter(None, plain.shape, plain.refine)
+    assert np.array_equal(diagnose.complete(segmenter, image, given.visible_masks, given.labels, probs, 2), expected)
+    # instance 1 as an occluder only: instance 0 comes out the same
+    assert np.array_equal(diagnose.complete(segmenter, image, given.visible_masks, given.labels, probs[:1], 1),
+                          expected[:1])
+    without = diagnose.complete(segmenter, image, given.visible_masks, given.labels, None, 2)
+    assert np.array_equal(without, plain.predict(image, given).amodal_masks)  # steps 2-5 alone
+
+
 def test_prior_fit_steps_follow_the_refinement_config(pipeline_dir, tmp_path):
     """The A3D refinement net records the render-and-compare steps its priors were fitted with; the
     pipeline uses as many in every mode that uses the prior (none for a3d-no-prior), unless overridden."""
