@@ -571,7 +571,7 @@ class DetectorPredictor:
     3 % of the pipeline's time); ``crop_head_enlargements``: it also reads each crop at these crop sides
     / box side (default ``CROP_HEAD_ENLARGEMENTS``: 1.15, beside the head's own 1.3) and averages all
     readings; ``mirrored_detections`` (default ``MIRRORED_DETECTIONS``): the detections of the mirror
-    image are added (:func:`detect`; a second detector pass, 11.4 -> 6.8 images/s end to end on 2 CPU
+    image are added (:func:`detect`; a second detector pass, 12.6 -> 7.6 images/s end to end on 2 CPU
     threads). Otherwise detections are kept by score. Masks are thresholded with ``mask_threshold``
     (probability > t); with an amodal head, the amodal-mask probabilities of the instances returned are
     also in ``extras["amodal_probs"]`` ((N, H, W) float16), for steps 2-5 to weigh against their own.

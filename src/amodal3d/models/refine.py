@@ -60,8 +60,8 @@ def hidden_under_occluders(amodal: torch.Tensor, visible: torch.Tensor) -> torch
 def fuse_step1_amodal(refined: torch.Tensor, step1: torch.Tensor,
                       threshold: float = STEP1_FUSION_THRESHOLD) -> torch.Tensor:
     """(N, H, W) amodal-mask probabilities of steps 2-5 and of the step-1 detector's amodal head, for the
-    same instances -> (N, H, W) bool: where their mean exceeds ``threshold``. Below 0.5, a pixel either
-    side is fairly sure of, or both half believe in, joins the mask."""
+    same instances -> (N, H, W) bool: where their mean exceeds ``threshold``. A pixel joins when one side
+    alone is sure of it (p > 2 x threshold) or both lean towards it."""
     return (refined + step1) / 2 > threshold
 
 
