@@ -391,7 +391,7 @@ def test_train_all_builds_a_pipeline_folder_with_every_stage(tiny_dataset, tmp_p
     assert not (instances.visible_masks & ~instances.amodal_masks).any()
 
 
-def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_object(tmp_path):
+def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_object(tmp_path, monkeypatch):
     from torchvision.ops import box_iou
 
     from amodal3d.data.meshes import open_mesh_source
@@ -431,7 +431,16 @@ def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_obje
     assert with_head.detector.keep_by == "score" and build_predictor("a3d").detector.keep_by == "objectness"
     assert main(["predict", str(tmp_path / "scene.png"), "--out", str(tmp_path / "default"), "--no-overlays"]) == 0
     kept = json.loads((tmp_path / "default" / "results.json").read_text())
-    assert len(kept) == int((looked.scores >= DEFAULT_SCORE_THRESHOLD).sum()) < len(looked.labels)
+    assert len(kept) == int((looked.scores >= DEFAULT_SCORE_THRESHOLD).sum())
+    # a default between two objects' scores: the CLI keeps the ones above it only
+    import amodal3d.pipeline
+
+    assert len(looked.labels) >= 2
+    between = float(np.sort(looked.scores)[:2].mean())
+    monkeypatch.setattr(amodal3d.pipeline, "DEFAULT_SCORE_THRESHOLD", between)
+    assert main(["predict", str(tmp_path / "scene.png"), "--out", str(tmp_path / "between"), "--no-overlays"]) == 0
+    kept = json.loads((tmp_path / "between" / "results.json").read_text())
+    assert len(kept) == int((looked.scores >= between).sum()) == len(looked.labels) - 1
 
 
 def test_refinement_rois_from_step1_visible_masks(tiny_dataset, tmp_path):
