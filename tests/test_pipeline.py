@@ -494,3 +494,18 @@ def test_shipped_model_on_cuda_predicts_what_it_predicts_on_cpu():
         for (v_gpu, f_gpu), (v_cpu, f_cpu) in zip(on_gpu.extras["meshes"], on_cpu.extras["meshes"]):
             assert isinstance(v_gpu, np.ndarray) and (f_gpu == f_cpu).all()  # meshes come back to the host
             np.testing.assert_allclose(v_gpu, v_cpu, atol=1e-3)
+
+
+def test_demo_scores_more_scenes_than_it_draws(tmp_path, capsys):
+    import re
+
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--n", "1", "--scored", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("amodal3d demo: 2 generated scenes")
+    figures = sorted(p.name for p in (tmp_path / "demo").iterdir())
+    assert figures == ["demo.png", "scene_0_amodal.png"]  # the second scene is scored, not drawn
+    for protocol in ("end-to-end", "given-visible"):
+        miou = float(re.search(rf"{protocol}\s+mIoU (\d+\.\d)", printed).group(1))
+        assert 0.0 < miou <= 100.0
+    with Image.open(tmp_path / "demo" / "demo.png") as figure:
+        assert figure.width > 4 * figure.height  # one row of five panels

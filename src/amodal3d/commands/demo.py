@@ -1,5 +1,7 @@
 """``amodal3d demo``: the README's first command. Generates a few occluded scenes (meshes unseen in
-training), runs the shipped model end to end, writes overlays and a side-by-side figure, prints mIoU."""
+training), runs the shipped model end to end, writes overlays and a side-by-side figure, prints mIoU
+(end to end as ``amodal3d evaluate`` scores it: every object step 1 proposes; the figure shows the objects
+``amodal3d predict`` keeps)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ from __future__ import annotations
 def register(sub, train_sub) -> None:
     p = sub.add_parser("demo", help="run the shipped model on a few generated occluded scenes (no arguments needed)")
     p.add_argument("--out", default="demo_out", help="folder for the figures")
-    p.add_argument("--n", type=int, default=4, help="number of scenes")
+    p.add_argument("--n", type=int, default=4, help="number of scenes drawn")
+    p.add_argument("--scored", type=int, default=24,
+                   help="number of scenes scored (the first --n of them drawn); at least --n")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="cpu-small", help="built-in model name or pipeline folder")
     p.add_argument("--device", default="cpu")
@@ -25,19 +29,22 @@ def cmd_demo(args) -> int:
     from amodal3d.data.preview import shaded_view
     from amodal3d.data.scene import SceneConfig, render_scene
     from amodal3d.evaluation import metrics
+    from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD
     from amodal3d.evaluation.predictor import GivenVisible
     from amodal3d.io import atomic_save_image
     from amodal3d.masks import decode_rle, xywh_to_xyxy
-    from amodal3d.pipeline import AmodalSegmenter
+    from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD, AmodalSegmenter
     from amodal3d.visualize import grid, overlay
 
     out = Path(args.out)
-    segmenter = AmodalSegmenter.from_pretrained(args.weights, device=args.device)
+    # scored as amodal3d evaluate scores (every object step 1 proposes); drawn as predict keeps them
+    segmenter = AmodalSegmenter.from_pretrained(args.weights, device=args.device, keep_by="objectness",
+                                                score_threshold=EVAL_SCORE_THRESHOLD)
     source = open_mesh_source("procedural", seed=args.seed)
     names = lambda labels: [CATEGORY_NAMES[int(c) - 1] for c in labels]  # noqa: E731
     tiles, captions, labels, occlusion = [], [], [], []
     scores = {"end-to-end": ([], []), "given-visible": ([], [])}  # (amodal IoU, hidden-part IoU) per instance
-    for i in range(args.n):
+    for i in range(max(args.n, args.scored)):
         scene = render_scene(np.random.default_rng([args.seed, i]), source, "test", SceneConfig())
         anns = scene.annotations
         gt_visible = np.stack([decode_rle(a["visible_segm"]) for a in anns])
@@ -53,7 +60,10 @@ def cmd_demo(args) -> int:
             scores[protocol][1].extend(hidden_iou)
         labels += [a["category_id"] for a in anns]
         occlusion += [a["occlude_rate"] for a in anns]
-        pred_names = [f"{n} {s:.2f}" for n, s in zip(names(pred.labels), pred.scores)]
+        if i >= args.n:  # scored, not drawn
+            continue
+        likely = pred.scores >= DEFAULT_SCORE_THRESHOLD
+        pred_names = [f"{n} {s:.2f}" for n, s in zip(names(pred.labels[likely]), pred.scores[likely])]
         mesh_tile = Image.new("RGB", (256, 256), "white")
         if len(completed.labels):
             largest = int(np.argmax(completed.amodal_masks.reshape(len(completed.labels), -1).sum(1)))
@@ -64,7 +74,7 @@ def cmd_demo(args) -> int:
             mesh_tile = Image.fromarray(shaded_view(trimesh.Trimesh(verts, faces, process=False),
                                                     azimuth=view["azimuth"], elevation=view["elevation"], size=256))
         panels = [Image.fromarray(scene.image),
-                  overlay(scene.image, pred.visible_masks, pred.visible_masks, pred_names),
+                  overlay(scene.image, pred.visible_masks[likely], pred.visible_masks[likely], pred_names),
                   overlay(scene.image, gt_visible, completed.amodal_masks, names(given.labels)),
                   overlay(scene.image, gt_visible, gt_amodal, names(a["category_id"] for a in anns)),
                   mesh_tile]
@@ -74,8 +84,9 @@ def cmd_demo(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         atomic_save_image(panels[2], out / f"scene_{i}_amodal.png")
     grid(tiles, 5, out / "demo.png", captions)
-    print(f"amodal3d demo: {args.n} generated scenes, {len(labels)} instances (meshes unseen in training), "
-          f"model {args.weights}")
+    print(f"amodal3d demo: {max(args.n, args.scored)} generated scenes, {len(labels)} instances (meshes unseen "
+          f"in training), model {args.weights}; scored as amodal3d evaluate scores, drawn as predict keeps "
+          f"objects (score >= {DEFAULT_SCORE_THRESHOLD})")
     for protocol, (amodal_iou, hidden_iou) in scores.items():
         summary = metrics.summarize(np.array(labels), np.array(occlusion), np.array(amodal_iou),
                                     np.array(hidden_iou), {i + 1: n for i, n in enumerate(CATEGORY_NAMES)})
