@@ -19,7 +19,6 @@ objects than here: its scores can differ slightly from these.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 from pathlib import Path
 
@@ -27,29 +26,13 @@ import numpy as np
 
 from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD, build_predictor, evaluate
-from amodal3d.evaluation.predictor import Instances
+from amodal3d.evaluation.predictor import Instances, Recorder, image_key
 from amodal3d.io import atomic_write_json
 from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {"image + mirror image (shipped)": True, "image only (--single-view)": False}
 RULES = ("objectness", "score")  # what the threshold is compared with
-
-
-def _key(image: np.ndarray) -> str:
-    return hashlib.sha1(image.tobytes()).hexdigest()
-
-
-class Recorder:
-    """Runs a predictor and keeps its instances per image."""
-
-    def __init__(self, predictor):
-        self.predictor, self.name, self.kept = predictor, predictor.name, {}
-
-    def predict(self, image: np.ndarray, given=None) -> Instances:
-        out = self.predictor.predict(image, given)
-        self.kept[_key(image)] = out
-        return out
 
 
 class Replay:
@@ -60,7 +43,7 @@ class Replay:
         self.recorded, self.rule, self.threshold, self.name = recorded, rule, threshold, name
 
     def predict(self, image: np.ndarray, given=None) -> Instances:
-        out = self.recorded[_key(image)]
+        out = self.recorded[image_key(image)]
         keep = (out.scores if self.rule == "score" else out.extras["objectness"]) >= self.threshold
         return Instances(out.boxes[keep], out.labels[keep], out.scores[keep], out.visible_masks[keep],
                          out.amodal_masks[keep])

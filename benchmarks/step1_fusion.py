@@ -13,30 +13,15 @@ instance's visible mask. Step 1 runs once (its output is replayed for every rule
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
-
-import numpy as np
 
 from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation.harness import build_predictor, evaluate
+from amodal3d.evaluation.predictor import Recorder
 from amodal3d.io import atomic_write_json
 from amodal3d.models.refine import STEP1_FUSION_THRESHOLD
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-class Step1Once:
-    """A step-1 predictor that runs once per image and replays its output after."""
-
-    def __init__(self, predictor):
-        self.predictor, self.kept = predictor, {}
-
-    def predict(self, image: np.ndarray, given=None):
-        key = hashlib.sha1(image.tobytes()).hexdigest()
-        if key not in self.kept:
-            self.kept[key] = self.predictor.predict(image, given)
-        return self.kept[key]
 
 
 def main() -> int:
@@ -48,7 +33,7 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="default: benchmarks/results/step1_fusion_<split>.json")
     args = parser.parse_args()
     segmenter = build_predictor("a3d")
-    segmenter.detector = Step1Once(segmenter.detector)
+    segmenter.detector = Recorder(segmenter.detector)  # step 1 runs once, replayed for every rule
     rows = []
     for threshold in [None, *map(float, args.thresholds.split(","))]:
         segmenter.step1_fusion = threshold

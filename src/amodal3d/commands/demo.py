@@ -44,7 +44,8 @@ def cmd_demo(args) -> int:
     names = lambda labels: [CATEGORY_NAMES[int(c) - 1] for c in labels]  # noqa: E731
     tiles, captions, labels, occlusion = [], [], [], []
     scores = {"end-to-end": ([], []), "given-visible": ([], [])}  # (amodal IoU, hidden-part IoU) per instance
-    for i in range(max(args.n, args.scored)):
+    scenes = max(args.n, args.scored)
+    for i in range(scenes):
         scene = render_scene(np.random.default_rng([args.seed, i]), source, "test", SceneConfig())
         anns = scene.annotations
         gt_visible = np.stack([decode_rle(a["visible_segm"]) for a in anns])
@@ -84,7 +85,7 @@ def cmd_demo(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         atomic_save_image(panels[2], out / f"scene_{i}_amodal.png")
     grid(tiles, 5, out / "demo.png", captions)
-    print(f"amodal3d demo: {max(args.n, args.scored)} generated scenes, {len(labels)} instances (meshes unseen "
+    print(f"amodal3d demo: {scenes} generated scenes, {len(labels)} instances (meshes unseen "
           f"in training), model {args.weights}; scored as amodal3d evaluate scores, drawn as predict keeps "
           f"objects (score >= {DEFAULT_SCORE_THRESHOLD})")
     for protocol, (amodal_iou, hidden_iou) in scores.items():
