@@ -37,13 +37,7 @@ from amodal3d.evaluation.metrics import coco_mask_ap
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle, mask_iou
 from amodal3d.models.crop_head import group_detections, load_crop_head, second_look
-from amodal3d.models.detector import (
-    CROP_HEAD_BOX_STEPS,
-    CROP_HEAD_ENLARGEMENTS,
-    MIRRORED_DETECTIONS,
-    detect,
-    load_detector,
-)
+from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, MIRRORED_DETECTIONS, detect, load_detector
 from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -149,22 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--other-detector", action="append", default=[], metavar="LABEL=PATH",
                         help="also run this detector with the pipeline's crop head (all its readings), "
                              "under 'other_detectors' LABEL")
-    parser.add_argument("--box-steps", default=str(CROP_HEAD_BOX_STEPS), metavar="K,K,...",
-                        help="a crop head with a box branch: the pipeline's row with each number of box "
-                             "steps (the first is the pipeline's row; the others are extra rows)")
     parser.add_argument("--out", default=str(RESULTS / "detector_diagnosis.json"))
     args = parser.parse_args(argv)
-    box_steps = [int(k) for k in args.box_steps.split(",")]
     folder = resolve_pipeline_dir(args.weights)
     detector = load_detector(folder / "detector.safetensors")
     head = load_crop_head(folder / "crop_head.safetensors")
     readings = {"flip": True, "enlargements": CROP_HEAD_ENLARGEMENTS}
-    pipeline = {**readings, "mirrored": MIRRORED_DETECTIONS, "box_steps": box_steps[0]}
+    pipeline = {**readings, "mirrored": MIRRORED_DETECTIONS}
     heads = {"crop head": (head, {}), "crop head + flip": (head, {"flip": True}),
              "crop head + flip + enlargements": (head, readings), PIPELINE_ROW: (head, pipeline),
              "crop head, objectness x p(label) only": (head, {"rescore": False})}
-    if head.config.box_regression:
-        heads.update({f"{PIPELINE_ROW}, {k} box steps": (head, {**pipeline, "box_steps": k}) for k in box_steps[1:]})
     for item in args.other_crop_head:
         label, _, path = item.partition("=")
         heads[f"crop head, {label}"] = (load_crop_head(path), {})

@@ -4,7 +4,6 @@ detector predictor that applies it."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -21,20 +20,16 @@ from amodal3d.models.crop_head import (
     CropHead,
     CropHeadConfig,
     CropSamples,
-    apply_box_deltas,
     collate_crops,
     crop_inputs,
-    encode_box_deltas,
     group_detections,
     load_crop_head,
     mask_quality,
     maskness,
     read_crops,
-    regress_boxes,
     second_look,
     soft_dice_loss,
     unclaimed_fraction,
-    unmirror_box_deltas,
 )
 from amodal3d.models.detector import (
     CROP_HEAD_ENLARGEMENTS,
@@ -353,106 +348,3 @@ def test_second_look_averages_its_readings_at_every_enlargement():
     assert torch.allclose(look.visible, sum(r[1] for r in readings) / 3, atol=1e-6)
     own = second_look(head, image, boxes, scores, flip=True)
     assert torch.equal(own.visible, readings[0][1]) and not torch.allclose(own.visible, look.visible, atol=1e-3)
-
-
-# ---------------------------------------------------------------------------------------------- box branch
-BOXED = CropHeadConfig(num_categories=2, width=8, roi_size=32, box_regression=True)
-
-
-def _boxed_head(seed: int = 0) -> CropHead:
-    """A box-regressing head whose last layer is not zero (as trained, unlike at initialisation)."""
-    torch.manual_seed(seed)
-    head = CropHead(BOXED)
-    torch.nn.init.normal_(head.box_regress[-1].weight, std=0.05)
-    return head.eval()
-
-
-def test_box_deltas_round_trip_and_clip():
-    boxes = torch.tensor([[10.0, 20.0, 50.0, 40.0], [0.0, 0.0, 8.0, 100.0]])
-    targets = torch.tensor([[12.0, 18.0, 47.0, 45.0], [1.0, -10.0, 9.0, 90.0]])
-    deltas = encode_box_deltas(boxes, targets)
-    assert torch.allclose(deltas[0], torch.tensor([2 / 40, -2 / 20, -3 / 40, 5 / 20]))
-    assert torch.allclose(apply_box_deltas(boxes, deltas), targets)
-    far = apply_box_deltas(boxes, torch.tensor([[5.0, 0.0, -5.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
-    assert torch.equal(far[0], torch.tensor([28.0, 20.0, 30.0, 40.0]))  # each edge half a side, then 2 px wide
-    assert torch.equal(far[1], boxes[1])
-
-
-def test_unmirrored_deltas_describe_the_mirrored_box():
-    width, box = 64.0, torch.tensor([[5.0, 8.0, 30.0, 40.0]])
-    target = torch.tensor([[7.0, 6.0, 26.0, 44.0]])
-
-    def mirror(b):
-        return torch.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], 1)
-
-    deltas_in_mirror = encode_box_deltas(mirror(box), mirror(target))
-    assert torch.allclose(unmirror_box_deltas(deltas_in_mirror), encode_box_deltas(box, target))
-
-
-def test_regressed_boxes_are_mirror_symmetric_and_move():
-    head = _boxed_head()
-    image = torch.rand(3, 48, 64)
-    boxes = torch.tensor([[5.0, 8.0, 30.0, 40.0], [33.0, 2.0, 60.0, 20.0]])
-    mirrored = torch.stack([64 - boxes[:, 2], boxes[:, 1], 64 - boxes[:, 0], boxes[:, 3]], 1)
-    a = regress_boxes(head, image, boxes, flip=True, steps=2)
-    b = regress_boxes(head, image.flip(-1), mirrored, flip=True, steps=2)
-    assert torch.allclose(a, torch.stack([64 - b[:, 2], b[:, 1], 64 - b[:, 0], b[:, 3]], 1), atol=1e-4)
-    assert not torch.allclose(a, boxes, atol=1e-2)
-    assert torch.equal(regress_boxes(head, image, boxes, steps=0), boxes)
-    assert torch.equal(regress_boxes(CropHead(TINY).eval(), image, boxes, steps=2), boxes)  # no branch
-
-
-def test_second_look_reads_from_the_regressed_boxes():
-    head = _boxed_head()
-    image = torch.rand(3, 48, 64)
-    boxes, scores = torch.tensor([[5.0, 8.0, 30.0, 40.0], [33.0, 2.0, 60.0, 20.0]]), torch.tensor([0.9, 0.6])
-    look = second_look(head, image, boxes, scores, flip=True, box_steps=1)
-    moved = regress_boxes(head, image, boxes[look.leaders], flip=True, steps=1)
-    assert torch.equal(look.boxes, moved)
-    probs, visible = read_crops(head, image, moved, flip=True)
-    assert torch.allclose(look.probs, probs) and torch.allclose(look.visible, visible)
-    still = second_look(head, image, boxes, scores, flip=True)
-    assert torch.equal(still.boxes, boxes[still.leaders])
-
-
-def test_training_the_box_branch_only_leaves_the_head_unchanged(tiny_dataset, tmp_path):
-    old = tmp_path / "old"
-    torch.manual_seed(0)
-    plain = CropHead(replace(BOXED, num_categories=13, box_regression=False))
-    save_weights(old, plain.state_dict(), WEIGHTS_KIND, to_dict(plain.config))
-    config = tmp_path / "box.yaml"
-    config.write_text("model: {width: 8, roi_size: 32, box_regression: true}\ntrain_only: box\n"
-                      "train: {epochs: 1, batch_size: 2, workers: 0, lr: 0.01, log_every: 1}\n")
-    out = tmp_path / "run"
-    assert main(["train", "crop-head", "--config", str(config), "--data", str(tiny_dataset), "--out", str(out),
-                 "--quiet", "--init", str(old) + ".safetensors", "--max-iters", "3"]) == 0
-    boxed = load_crop_head(out / "model.safetensors")
-    trained, before = boxed.state_dict(), plain.state_dict()
-    assert all(torch.equal(value, trained[k]) for k, value in before.items())  # batch-norm statistics too
-    assert trained["box_regress.3.weight"].abs().sum() > 0  # the branch learnt (it starts at zero)
-    x = torch.rand(4, 5, 32, 32)
-    out_plain, _ = plain.eval()({"x": x})
-    out_boxed, _ = boxed({"x": x})
-    assert torch.equal(out_plain.class_logits, out_boxed.class_logits)
-    assert torch.equal(out_plain.mask_logits, out_boxed.mask_logits)
-    config.write_text("model: {width: 8, roi_size: 32}\ntrain_only: box\n")
-    with pytest.raises(ValueError, match="box_regression"):
-        main(["train", "crop-head", "--config", str(config), "--data", str(tiny_dataset), "--out",
-              str(tmp_path / "x"), "--quiet", "--max-iters", "1"])
-
-
-def test_a_new_branch_may_be_missing_from_the_init_weights_but_nothing_else(tmp_path):
-    from amodal3d.engine.weights import init_from
-
-    plain = CropHead(TINY)
-    state = plain.state_dict()
-    save_weights(tmp_path / "plain", state, WEIGHTS_KIND, to_dict(TINY))
-    boxed = CropHead(replace(TINY, box_regression=True))
-    init_from(boxed, tmp_path / "plain.safetensors", WEIGHTS_KIND, may_lack=("box_",))
-    assert torch.equal(boxed.state_dict()["enc1.0.0.weight"], state["enc1.0.0.weight"])
-    with pytest.raises(WeightsError, match="box_"):  # without leave, the branch is a mismatch
-        init_from(CropHead(replace(TINY, box_regression=True)), tmp_path / "plain.safetensors", WEIGHTS_KIND)
-    del state["enc1.0.0.weight"]
-    save_weights(tmp_path / "partial", state, WEIGHTS_KIND, to_dict(TINY))
-    with pytest.raises(WeightsError, match="enc1.0.0.weight"):
-        init_from(boxed, tmp_path / "partial.safetensors", WEIGHTS_KIND, may_lack=("box_",))

@@ -119,13 +119,10 @@ def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], 
     return tensors, info["config"]
 
 
-def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path,
-                      may_lack: tuple[str, ...] = ()) -> None:
-    """``module.load_state_dict(state)`` that names every mismatch in a WeightsError (keys, shapes).
-    Tensors whose names start with one of ``may_lack`` may be missing from ``state``: they keep their
-    values."""
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """``module.load_state_dict(state)`` that names every mismatch in a WeightsError (keys, shapes)."""
     own = module.state_dict()
-    missing = sorted(k for k in set(own) - set(state) if not k.startswith(may_lack))
+    missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
               if k in state and tuple(state[k].shape) != tuple(v.shape)]
@@ -138,15 +135,13 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], s
                            f"({'; '.join(parts)})")
     with torch.no_grad():
         for key, value in own.items():
-            if key in state:
-                value.copy_(state[key].to(value.dtype))
+            value.copy_(state[key].to(value.dtype))
 
 
-def init_from(module: torch.nn.Module, path: str | Path, kind: str, may_lack: tuple[str, ...] = ()) -> None:
-    """Start ``module`` from trained weights of ``kind`` (fine-tuning): every tensor must match, except
-    that those named ``may_lack*`` (a new branch) may be absent from the file."""
+def init_from(module: torch.nn.Module, path: str | Path, kind: str) -> None:
+    """Start ``module`` from trained weights of ``kind`` (fine-tuning): every tensor must match."""
     state, _ = load_weights(path, kind)
-    load_state_strict(module, state, path, may_lack)
+    load_state_strict(module, state, path)
 
 
 def load_model(path: str | Path, kind: str, build, config_class: type, device: str | torch.device = "cpu"):

@@ -33,8 +33,6 @@ from amodal3d.models.roi import crop, inside_image, paste, square_rois
 WEIGHTS_KIND = "crop-head"
 STEM = "crop_head"  # its file stem in a pipeline or weights folder
 CROP_CHANNELS = 5  # RGB, inside the box, inside the image
-BOX_LOSS_WEIGHT, BOX_LOSS_BETA = 10.0, 0.02  # smooth L1 on box deltas (a few hundredths of a box side)
-BOX_DELTA_LIMIT = 0.5  # a regressed edge moves at most half the box's side
 
 
 @dataclass(frozen=True)
@@ -47,14 +45,12 @@ class CropHeadConfig:
     label_smoothing: float = 0.05
     group_iou: float = 0.7         # detections of one object: box IoU above this
     mask_dice: float = 0.0         # training: weight of a soft Dice term beside the mask's BCE
-    box_regression: bool = False   # also regress the object's amodal box from its crop (box_deltas)
 
 
 @dataclass(frozen=True)
 class CropHeadOutput:
     class_logits: torch.Tensor  # (N, num_categories); category id = index + 1
     mask_logits: torch.Tensor   # (N, S, S) visible mask of the boxed object in its crop
-    box_deltas: torch.Tensor | None = None  # (N, 4) amodal box - input box, per edge in input-box sizes
 
 
 def crop_inputs(images: torch.Tensor, boxes: torch.Tensor, batch_index: torch.Tensor, config: CropHeadConfig
@@ -95,30 +91,6 @@ class CropHead(nn.Module):
         self.classify = nn.Sequential(nn.Dropout(0.2), nn.Linear(8 * w, config.num_categories))
         self.dec3, self.dec2, self.dec1 = _conv(12 * w, 2 * w), _conv(4 * w, w), _conv(2 * w, w // 2)
         self.out = nn.Conv2d(w // 2, 1, 1)
-        self.frozen_trunk = False  # training only the box branch: every other module stays in eval mode
-        if config.box_regression:  # from the two deepest maps at 4x4 (64x64 crops), kept spatial
-            side = max(config.roi_size // 16, 1)
-            self.box_reduce = nn.Sequential(nn.AdaptiveAvgPool2d(side), nn.Conv2d(12 * w, 2 * w, 1), nn.ReLU(True))
-            self.box_regress = nn.Sequential(nn.Flatten(), nn.Linear(2 * w * side * side, 8 * w), nn.ReLU(True),
-                                             nn.Linear(8 * w, 4))
-            nn.init.zeros_(self.box_regress[-1].weight)
-            nn.init.zeros_(self.box_regress[-1].bias)
-
-    def train(self, mode: bool = True) -> CropHead:
-        super().train(mode)
-        if self.frozen_trunk:
-            for name, module in self.named_children():
-                if not name.startswith("box_"):
-                    module.eval()
-        return self
-
-    def freeze_trunk(self) -> None:
-        """Train the box branch only: every other parameter frozen, its batch norms in eval mode, so the
-        category and mask outputs stay exactly those of the weights it started from."""
-        self.frozen_trunk = True
-        for name, param in self.named_parameters():
-            param.requires_grad = name.startswith("box_")
-        self.train(self.training)
 
     def forward(self, inputs: dict, targets: dict | None = None) -> tuple[CropHeadOutput, dict]:
         x = inputs["x"]
@@ -133,10 +105,6 @@ class CropHead(nn.Module):
 
         d1 = self.dec1(up(self.dec2(up(self.dec3(up(e4, e3)), e2)), e1))
         mask_logits = F.interpolate(self.out(d1), size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        box_deltas = None
-        if self.config.box_regression:
-            e3_small = F.adaptive_avg_pool2d(e3, e4.shape[-2:])
-            box_deltas = self.box_regress(self.box_reduce(torch.cat([e4, e3_small], 1)))
         losses = {}
         if targets is not None:
             losses["loss_crop_class"] = F.cross_entropy(class_logits, targets["labels"] - 1,
@@ -144,10 +112,7 @@ class CropHead(nn.Module):
             losses["loss_crop_mask"] = F.binary_cross_entropy_with_logits(mask_logits, targets["visible"])
             if self.config.mask_dice > 0:
                 losses["loss_crop_dice"] = self.config.mask_dice * soft_dice_loss(mask_logits, targets["visible"])
-            if box_deltas is not None:
-                losses["loss_crop_box"] = BOX_LOSS_WEIGHT * F.smooth_l1_loss(box_deltas, targets["box_deltas"],
-                                                                             beta=BOX_LOSS_BETA)
-        return CropHeadOutput(class_logits, mask_logits, box_deltas), losses
+        return CropHeadOutput(class_logits, mask_logits), losses
 
 
 def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -156,29 +121,6 @@ def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1.0
     ones. ``eps`` keeps empty targets finite (an empty prediction of an empty target scores 0)."""
     p, t = torch.sigmoid(logits).flatten(1), targets.flatten(1)
     return (1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
-
-
-def box_sizes(boxes: torch.Tensor) -> torch.Tensor:
-    """(N, 4) xyxy -> (N, 4) (width, height, width, height), at least 1 px."""
-    return (boxes[:, 2:] - boxes[:, :2]).clamp_min(1.0).repeat(1, 2)
-
-
-def encode_box_deltas(boxes: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """How far each edge of ``boxes`` (N, 4) xyxy lies from that of ``targets`` (N, 4), in sizes of the box."""
-    return (targets - boxes) / box_sizes(boxes)
-
-
-def apply_box_deltas(boxes: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`encode_box_deltas`, each delta clipped to +-``BOX_DELTA_LIMIT``; at least 2 px wide
-    and high."""
-    moved = boxes + deltas.clamp(-BOX_DELTA_LIMIT, BOX_DELTA_LIMIT) * box_sizes(boxes)
-    return torch.cat([torch.minimum(moved[:, :2], moved[:, 2:] - 2.0), moved[:, 2:]], dim=1)
-
-
-def unmirror_box_deltas(deltas: torch.Tensor) -> torch.Tensor:
-    """Deltas (N, 4) read from a horizontally mirrored crop -> those of the crop as it is (left and right
-    edges swap and change sign)."""
-    return torch.stack([-deltas[:, 2], deltas[:, 1], -deltas[:, 0], deltas[:, 3]], dim=1)
 
 
 # ---------------------------------------------------------------------------------------------- inference
@@ -248,16 +190,14 @@ class SecondLook:
 @torch.no_grad()
 def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor,
                 min_objectness: float = 0.0, flip: bool = False, rescore: bool = True,
-                enlargements: tuple[float, ...] = (), box_steps: int = 0, box_average: bool = False) -> SecondLook:
+                enlargements: tuple[float, ...] = ()) -> SecondLook:
     """Re-label and re-segment the detections (``boxes`` (N, 4), ``scores`` (N,)) of ``image``
     (3, H, W) in [0, 1]: one entry per object (see :func:`group_detections`) whose objectness reaches
     ``min_objectness`` (the head runs on those only). ``flip``: also read each crop mirrored and
     average the two readings (category probabilities, mask logits mirrored back). ``enlargements``:
     also read each crop at these crop sides / box side and average the probabilities and masks with
     those of the head's own (``config.enlarge``). ``rescore``: weigh each score by the
-    :func:`mask_quality` of the objects kept (otherwise objectness x p(label)). ``box_steps``: with a head
-    that regresses boxes, first move each object's box this many times by its reading (see
-    :func:`regress_boxes`), then read category and mask from the moved box."""
+    :func:`mask_quality` of the objects kept (otherwise objectness x p(label))."""
     height, width = image.shape[-2:]
     leaders, objectness = group_detections(boxes, scores, head.config.group_iou)
     keep = objectness >= min_objectness
@@ -266,14 +206,10 @@ def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores
         probs = scores.new_zeros((0, head.config.num_categories))
         return SecondLook(leaders, boxes[:0], leaders, scores[:0], scores[:0], scores[:0], probs,
                           image.new_zeros((0, height, width)))
-    object_boxes = regress_boxes(head, image, boxes[leaders], flip, box_steps)
-    probs, visible = read_crops_averaged(head, image, object_boxes, flip, enlargements)
-    if box_average and box_steps > 0 and head.config.box_regression:
-        first = read_crops_averaged(head, image, boxes[leaders], flip, enlargements)
-        probs, visible = (probs + first[0]) / 2, (visible + first[1]) / 2
+    probs, visible = read_crops_averaged(head, image, boxes[leaders], flip, enlargements)
     best, index = probs.max(1)
     quality = mask_quality(visible, objectness * best) if rescore else torch.ones_like(best)
-    return SecondLook(leaders, object_boxes, index + 1, objectness, quality, objectness * best * quality,
+    return SecondLook(leaders, boxes[leaders], index + 1, objectness, quality, objectness * best * quality,
                       probs, visible)
 
 
@@ -296,26 +232,6 @@ def read_crops(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: b
     return probs, paste(torch.sigmoid(mask_logits), rois, *image.shape[-2:])
 
 
-@torch.no_grad()
-def regress_boxes(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: bool = False,
-                  steps: int = 1) -> torch.Tensor:
-    """Boxes (N, 4) of ``image`` (3, H, W) moved ``steps`` times by the head's box regression, each time
-    from the crop of the box it has reached (``flip``: averaged with the mirrored crop's reading).
-    Returned unchanged when the head has no box branch or ``steps`` is 0."""
-    if not head.config.box_regression or steps <= 0 or len(boxes) == 0:
-        return boxes
-    head.eval()
-    batch_index = torch.zeros(len(boxes), dtype=torch.long, device=boxes.device)
-    for _ in range(steps):
-        x, _ = crop_inputs(image[None], boxes, batch_index, head.config)
-        out, _ = head({"x": torch.cat([x, x.flip(-1)]) if flip else x})
-        deltas = out.box_deltas
-        if flip:
-            deltas = (deltas[:len(x)] + unmirror_box_deltas(deltas[len(x):])) / 2
-        boxes = apply_box_deltas(boxes, deltas)
-    return boxes
-
-
 def read_crops_averaged(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: bool = False,
                         enlargements: tuple[float, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`read_crops` at the head's own enlargement and at each of ``enlargements``, averaged:
@@ -333,7 +249,6 @@ class CropHeadExperiment:
                                                                    checkpoint_every=200))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     box_targets: str = "amodal"    # the boxes the detector was trained to output: amodal or visible
-    train_only: str = "all"        # "box": train the box branch only, the rest frozen (see CropHead.freeze_trunk)
 
 
 class CropSamples(torch.utils.data.Dataset):
@@ -362,8 +277,7 @@ class CropSamples(torch.utils.data.Dataset):
         x, rois = crop_inputs(image[None], boxes, index_, self.config)
         visible = crop(target["visible_masks"][:, None].float(), rois, torch.arange(len(boxes)),
                        self.config.roi_size)[:, 0]
-        return {"x": x}, {"labels": target["labels"], "visible": (visible > 0.5).float(),
-                          "box_deltas": encode_box_deltas(boxes, target["amodal_boxes"].float())}
+        return {"x": x}, {"labels": target["labels"], "visible": (visible > 0.5).float()}
 
 
 def jitter_boxes(boxes: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
@@ -386,7 +300,7 @@ def read_visible(head: CropHead, image: torch.Tensor, boxes: torch.Tensor) -> to
 def collate_crops(batch: list) -> tuple[dict, dict]:
     inputs, targets = zip(*batch)
     return ({"x": torch.cat([i["x"] for i in inputs])},
-            {k: torch.cat([t[k] for t in targets]) for k in ("labels", "visible", "box_deltas")})
+            {k: torch.cat([t[k] for t in targets]) for k in ("labels", "visible")})
 
 
 def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExperiment, split: str = "train",
@@ -405,18 +319,11 @@ def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExper
         augmented = AugmentedDataset(AmodalDataset(data, split), experiment.augment, seed=seed)
         dataset = CropSamples(augmented, experiment.model, experiment.box_targets, seed)
         seed_everything(seed)
-        if experiment.train_only not in ("all", "box"):
-            raise ValueError(f"train_only must be 'all' or 'box', not {experiment.train_only!r}")
         model = CropHead(experiment.model)
-        if init is not None:  # a head without a box branch can start one that has it
-            init_from(model, init, WEIGHTS_KIND, may_lack=("box_",) if experiment.model.box_regression else ())
-        if experiment.train_only == "box":
-            if not experiment.model.box_regression:
-                raise ValueError("train_only: box needs model.box_regression: true")
-            model.freeze_trunk()
+        if init is not None:
+            init_from(model, init, WEIGHTS_KIND)
         run_config = {"model": to_dict(experiment.model), "train": to_dict(experiment.train),
                       "augment": to_dict(experiment.augment), "box_targets": experiment.box_targets,
-                      "train_only": experiment.train_only,
                       "data": str(data), "init": None if init is None else str(init)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_crops,
                           run_config=run_config, progress=progress, desc="crop head")

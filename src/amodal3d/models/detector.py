@@ -72,8 +72,6 @@ CROP_HEAD_ENLARGEMENTS: tuple[float, ...] = (1.15,)
 # with a crop head, step 1 also detects in the mirror image and adds those detections (chosen on the
 # validation split, README "Step 1")
 MIRRORED_DETECTIONS = True
-# a crop head with a box branch first moves each object's box this many times towards its amodal box
-CROP_HEAD_BOX_STEPS = 1
 # what a crop head's objects are kept by: their objectness (every object proposed) or their score
 KEEP_BY = ("objectness", "score")
 
@@ -574,9 +572,7 @@ class DetectorPredictor:
     / box side (default ``CROP_HEAD_ENLARGEMENTS``: 1.15, beside the head's own 1.3) and averages all
     readings; ``mirrored_detections`` (default ``MIRRORED_DETECTIONS``): the detections of the mirror
     image are added (:func:`detect`; a second detector pass, 12.6 -> 7.6 images/s end to end on 2 CPU
-    threads); ``crop_head_box_steps`` (default ``CROP_HEAD_BOX_STEPS``): a head with a box branch first
-    moves each object's box that many times towards its amodal box (``crop_head.regress_boxes``), then
-    reads it. Otherwise detections are kept by score. Masks are thresholded with ``mask_threshold``
+    threads). Otherwise detections are kept by score. Masks are thresholded with ``mask_threshold``
     (probability > t); with an amodal head, the amodal-mask probabilities of the instances returned are
     also in ``extras["amodal_probs"]`` ((N, H, W) float16), for steps 2-5 to weigh against their own.
     """
@@ -584,8 +580,7 @@ class DetectorPredictor:
     def __init__(self, model: AmodalDetector, name: str | None = None, score_threshold: float = 0.5,
                  mask_threshold: float = 0.5, device: str | torch.device | None = None, crop_head=None,
                  crop_head_flip: bool = True, crop_head_enlargements: tuple[float, ...] = CROP_HEAD_ENLARGEMENTS,
-                 mirrored_detections: bool = MIRRORED_DETECTIONS, keep_by: str = "objectness",
-                 crop_head_box_steps: int = CROP_HEAD_BOX_STEPS):
+                 mirrored_detections: bool = MIRRORED_DETECTIONS, keep_by: str = "objectness"):
         if keep_by not in KEEP_BY:
             raise ValueError(f"keep_by must be one of {', '.join(KEEP_BY)}, not {keep_by!r}")
         self.keep_by = keep_by
@@ -596,7 +591,6 @@ class DetectorPredictor:
         self.crop_head = crop_head.to(self.device).eval() if crop_head is not None else None
         self.crop_head_flip = crop_head_flip
         self.crop_head_enlargements = tuple(crop_head_enlargements)
-        self.crop_head_box_steps = crop_head_box_steps
         self.mirrored_detections = mirrored_detections and crop_head is not None
         self.name = name or {"visible": "visible", "amodal": "maskrcnn-amodal", "both": "orcnn"}[model.heads]
         self.score_threshold = score_threshold
@@ -634,8 +628,7 @@ class DetectorPredictor:
         kept_by = scores
         if self.crop_head is not None:  # step 1b: one entry per object, re-labelled and re-segmented
             look = second_look(self.crop_head, tensor, boxes, scores, min_objectness=self.score_threshold,
-                               flip=self.crop_head_flip, enlargements=self.crop_head_enlargements,
-                               box_steps=self.crop_head_box_steps)
+                               flip=self.crop_head_flip, enlargements=self.crop_head_enlargements)
             boxes, labels, scores = look.boxes, look.labels, look.scores
             kept_by = look.scores if self.keep_by == "score" else look.objectness
             probs = {k: v[look.leaders] for k, v in probs.items() if k == "amodal"}
