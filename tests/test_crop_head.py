@@ -20,12 +20,9 @@ from amodal3d.models.crop_head import (
     CropHead,
     CropHeadConfig,
     CropSamples,
-    claimed_by_others,
     collate_crops,
     crop_inputs,
-    drop_others,
     group_detections,
-    init_crop_head,
     load_crop_head,
     mask_quality,
     maskness,
@@ -351,74 +348,3 @@ def test_second_look_averages_its_readings_at_every_enlargement():
     assert torch.allclose(look.visible, sum(r[1] for r in readings) / 3, atol=1e-6)
     own = second_look(head, image, boxes, scores, flip=True)
     assert torch.equal(own.visible, readings[0][1]) and not torch.allclose(own.visible, look.visible, atol=1e-3)
-
-
-def test_claimed_by_others_against_a_pixel_loop():
-    generator = torch.Generator().manual_seed(5)
-    visible = torch.rand(5, 7, 9, generator=generator)
-    scores = torch.tensor([0.9, 0.2, 0.5, 0.7, 0.1])
-    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 0, 30, 10], [0, 20, 10, 30], [0, 0, 9, 10.0]])
-    others = claimed_by_others(visible, scores, boxes, dup_iou=0.5)
-    overlap = torchvision_box_iou(boxes)
-    for i in range(5):
-        expected = torch.zeros(7, 9, dtype=torch.bool)
-        for j in range(5):
-            if scores[j] > scores[i] and overlap[i, j] <= 0.5:
-                expected |= visible[j] > 0.5
-        assert torch.equal(others[i].bool(), expected), i
-    assert not others[0].any()                      # the best-scored object: nothing above it
-    # objects 0 and 1 overlap object 4's box by IoU 0.9 and 0.61 (duplicates, parts): only 2 and 3 count
-    assert torch.equal(others[4].bool(), (visible[2] > 0.5) | (visible[3] > 0.5))
-
-
-def torchvision_box_iou(boxes):
-    from torchvision.ops import box_iou
-    return box_iou(boxes, boxes)
-
-
-def test_drop_others_never_marks_an_object_as_its_own_other():
-    masks = torch.zeros(3, 20, 20, dtype=torch.bool)
-    masks[0, :5], masks[1, 8:12], masks[2, 15:] = True, True, True   # disjoint, as true visible masks are
-    seen = set()
-    for seed in range(30):
-        others = drop_others(masks, 0.25, torch.Generator().manual_seed(seed))
-        assert others.shape == masks.shape and set(others.unique().tolist()) <= {0.0, 1.0}
-        for i in range(3):
-            inner = (-torch.nn.functional.max_pool2d(-masks[i, None].float(), 5, 1, 2))[0] > 0.5  # eroded by 2 px
-            assert not others[i][inner].any()  # not even after dilating the others' masks
-        seen.add(tuple(int(others[i][masks[(i + 1) % 3]].any()) for i in range(3)))
-    assert len(seen) > 1  # others are sometimes left out
-
-
-def test_others_channel_starts_as_the_head_without_it_and_is_read(tmp_path):
-    torch.manual_seed(0)
-    old = CropHead(TINY).eval()
-    save_weights(tmp_path / "old", old.state_dict(), WEIGHTS_KIND, to_dict(TINY))
-    config = CropHeadConfig(num_categories=2, width=8, roi_size=32, others_channel=True)
-    new = CropHead(config)
-    init_crop_head(new, tmp_path / "old.safetensors")
-    new.eval()
-    image = torch.rand(3, 48, 64)
-    boxes, scores = torch.tensor([[5.0, 8.0, 30.0, 40.0], [20.0, 2.0, 60.0, 30.0]]), torch.tensor([0.9, 0.6])
-    a, b = second_look(old, image, boxes, scores), second_look(new, image, boxes, scores)
-    assert torch.allclose(a.probs, b.probs, atol=1e-6) and torch.allclose(a.visible, b.visible, atol=1e-6)
-    with torch.no_grad():
-        new.enc1[0][0].weight[:, 5] = 1.0           # now the channel matters
-    others = torch.zeros(2, 48, 64)
-    others[1, :, :32] = 1
-    x, _ = crop_inputs(image[None], boxes, torch.zeros(2, dtype=torch.long), config, others)
-    assert x.shape == (2, 6, 32, 32) and x[0, 5].sum() == 0 and x[1, 5].sum() > 0
-    p0, _ = read_crops(new, image, boxes)
-    p1, _ = read_crops(new, image, boxes, others=others)
-    assert torch.allclose(p0[0], p1[0]) and not torch.allclose(p0[1], p1[1])
-
-
-def test_claimed_by_others_leaves_out_a_mask_lying_inside_the_objects_own():
-    visible = torch.zeros(2, 10, 10)
-    visible[0, :, :6] = 1.0           # the object
-    visible[1, :, 4:8] = 1.0          # scored above it, half of its mask inside the object's
-    scores, boxes = torch.tensor([0.5, 0.9]), torch.tensor([[0, 0, 6, 10], [4, 0, 8, 10.0]])
-    assert torch.equal(claimed_by_others(visible, scores, boxes, 1.0)[0], visible[1])
-    assert torch.equal(claimed_by_others(visible, scores, boxes, 1.0, max_inside=0.6)[0], visible[1])
-    assert not claimed_by_others(visible, scores, boxes, 1.0, max_inside=0.4)[0].any()
-    assert not claimed_by_others(visible, scores, boxes, 1.0, min_score=0.95)[0].any()  # scored below the floor

@@ -27,12 +27,12 @@ from torchvision.ops import box_iou
 from amodal3d.engine.augment import AugmentConfig, sample_seed
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.trainer import TrainConfig
-from amodal3d.engine.weights import load_model, load_state_strict, load_weights
+from amodal3d.engine.weights import init_from, load_model
 from amodal3d.models.roi import crop, inside_image, paste, square_rois
 
 WEIGHTS_KIND = "crop-head"
 STEM = "crop_head"  # its file stem in a pipeline or weights folder
-CROP_CHANNELS = 5  # RGB, inside the box, inside the image (+ claimed by other objects: ``others_channel``)
+CROP_CHANNELS = 5  # RGB, inside the box, inside the image
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,6 @@ class CropHeadConfig:
     label_smoothing: float = 0.05
     group_iou: float = 0.7         # detections of one object: box IoU above this
     mask_dice: float = 0.0         # training: weight of a soft Dice term beside the mask's BCE
-    others_channel: bool = False   # a sixth channel: pixels other objects' visible masks claim
-    others_drop: float = 0.25      # training: each other object left out of that channel with this probability
-    others_dup_iou: float = 0.5    # inference: objects whose box overlaps more are not counted as others
-    others_max_inside: float = 1.0  # inference: nor those whose mask lies more than this share inside its own
-    others_min_score: float = 0.0  # inference: nor those scoring below this (after the first reading)
-
-    @property
-    def channels(self) -> int:
-        return CROP_CHANNELS + int(self.others_channel)
 
 
 @dataclass(frozen=True)
@@ -62,12 +53,10 @@ class CropHeadOutput:
     mask_logits: torch.Tensor   # (N, S, S) visible mask of the boxed object in its crop
 
 
-def crop_inputs(images: torch.Tensor, boxes: torch.Tensor, batch_index: torch.Tensor, config: CropHeadConfig,
-                others: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def crop_inputs(images: torch.Tensor, boxes: torch.Tensor, batch_index: torch.Tensor, config: CropHeadConfig
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """``images`` (B, 3, H, W) in [0, 1], ``boxes`` (N, 4) xyxy of image ``batch_index`` (N,) ->
-    (inputs (N, C, S, S), rois (N, 4)): RGB crop, inside-the-box and inside-the-image masks, and with
-    ``config.others_channel`` the crop of ``others`` (N, H, W), for each box the pixels that other
-    objects claim (zeros when None)."""
+    (inputs (N, 5, S, S), rois (N, 4)): RGB crop, inside-the-box and inside-the-image masks."""
     size = config.roi_size
     rois = square_rois(boxes, config.enlarge)
     rgb = crop(images, rois, batch_index, size)
@@ -78,11 +67,7 @@ def crop_inputs(images: torch.Tensor, boxes: torch.Tensor, batch_index: torch.Te
     in_y = (ys >= boxes[:, 1:2]) & (ys < boxes[:, 3:4])
     in_box = (in_y[:, :, None] & in_x[:, None, :]).to(rgb.dtype)[:, None]
     height, width = images.shape[-2:]
-    channels = [rgb, in_box, inside_image(rois, height, width, size)]
-    if config.others_channel:
-        channels.append(torch.zeros_like(in_box) if others is None else
-                        crop(others[:, None].to(rgb.dtype), rois, torch.arange(len(rois), device=rois.device), size))
-    return torch.cat(channels, dim=1), rois
+    return torch.cat([rgb, in_box, inside_image(rois, height, width, size)], dim=1), rois
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -99,7 +84,7 @@ class CropHead(nn.Module):
         super().__init__()
         self.config = config
         w = config.width
-        self.enc1 = nn.Sequential(_conv(config.channels, w), _conv(w, w, 2))
+        self.enc1 = nn.Sequential(_conv(CROP_CHANNELS, w), _conv(w, w, 2))
         self.enc2 = nn.Sequential(_conv(w, 2 * w, 2), _conv(2 * w, 2 * w))
         self.enc3 = nn.Sequential(_conv(2 * w, 4 * w, 2), _conv(4 * w, 4 * w))
         self.enc4 = nn.Sequential(_conv(4 * w, 8 * w, 2), _conv(8 * w, 8 * w))
@@ -222,61 +207,22 @@ def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores
         return SecondLook(leaders, boxes[:0], leaders, scores[:0], scores[:0], scores[:0], probs,
                           image.new_zeros((0, height, width)))
     probs, visible = read_crops_averaged(head, image, boxes[leaders], flip, enlargements)
-    if head.config.others_channel:  # read again, told what the objects scored above each one claim
-        best = probs.max(1).values
-        first = objectness * best * (mask_quality(visible, objectness * best) if rescore else 1)
-        others = claimed_by_others(visible, first, boxes[leaders], head.config.others_dup_iou,
-                                   head.config.others_max_inside, head.config.others_min_score)
-        probs, visible = read_crops_averaged(head, image, boxes[leaders], flip, enlargements, others)
     best, index = probs.max(1)
     quality = mask_quality(visible, objectness * best) if rescore else torch.ones_like(best)
     return SecondLook(leaders, boxes[leaders], index + 1, objectness, quality, objectness * best * quality,
                       probs, visible)
 
 
-def claimed_by_others(visible: torch.Tensor, scores: torch.Tensor, boxes: torch.Tensor, dup_iou: float,
-                      max_inside: float = 1.0, min_score: float = 0.0) -> torch.Tensor:
-    """(G, H, W) visible-mask probabilities of objects with ``scores`` (G,) and ``boxes`` (G, 4) -> (G, H, W)
-    0/1: for each object, the union of the masks (p > 0.5) of the objects scored above it, leaving out
-    those whose box overlaps its own by more than ``dup_iou`` or whose mask lies more than ``max_inside``
-    inside its own (duplicates and parts of it; 1.0 leaves none out on that count), or which score
-    below ``min_score``."""
-    masks = (visible > 0.5).flatten(1).to(visible.dtype)
-    inside = (masks @ masks.T) / masks.sum(1)[None, :].clamp_min(1)  # [i, j]: share of j's mask inside i's
-    counted = (scores[None, :] > scores[:, None]) & (box_iou(boxes, boxes) <= dup_iou)  # [i, j]: j counts for i
-    counted &= scores[None, :] >= min_score
-    if max_inside < 1.0:
-        counted &= inside <= max_inside
-    return (counted.to(visible.dtype) @ masks).clamp(max=1).view_as(visible)
-
-
-def drop_others(masks: torch.Tensor, drop: float, generator: torch.Generator) -> torch.Tensor:
-    """Training: (K, H, W) true visible masks of one image -> (K, H, W) 0/1, for each object the union of
-    the other objects' masks, each left out with probability ``drop`` (objects step 1 misses), then
-    dilated or eroded by 2 px with probability 1/3 each (step 1's masks are rough)."""
-    k = len(masks)
-    counted = (torch.rand((k, k), generator=generator) >= drop) & ~torch.eye(k, dtype=torch.bool)
-    others = (counted.float() @ masks.flatten(1).float()).clamp(max=1).view(masks.shape)
-    change = float(torch.rand((), generator=generator))
-    if change < 1 / 3:
-        others = F.max_pool2d(others[:, None], 5, 1, 2)[:, 0]
-    elif change < 2 / 3:
-        others = -F.max_pool2d(-others[:, None], 5, 1, 2)[:, 0]
-    return others
-
-
 @torch.no_grad()
 def read_crops(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: bool = False,
-               enlarge: float | None = None, others: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+               enlarge: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The head's reading of the crop of each box (N, 4) in ``image`` (3, H, W), N >= 1: category
     probabilities (N, num_categories) and visible-mask probabilities (N, H, W) at image resolution.
     ``flip``: the average with the reading of each crop mirrored (its mask mirrored back). ``enlarge``:
-    another crop side / box side than the one the head was trained with (``config.enlarge``).
-    ``others`` (N, H, W): what other objects claim, for a head with ``others_channel``."""
+    another crop side / box side than the one the head was trained with (``config.enlarge``)."""
     config = head.config if enlarge is None else replace(head.config, enlarge=enlarge)
     x, rois = crop_inputs(image[None], boxes, torch.zeros(len(boxes), dtype=torch.long, device=boxes.device),
-                          config, others)
+                          config)
     n = len(x)
     out, _ = head.eval()({"x": torch.cat([x, x.flip(-1)]) if flip else x})
     probs, mask_logits = out.class_logits.softmax(1), out.mask_logits
@@ -287,11 +233,10 @@ def read_crops(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: b
 
 
 def read_crops_averaged(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: bool = False,
-                        enlargements: tuple[float, ...] = (), others: torch.Tensor | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+                        enlargements: tuple[float, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`read_crops` at the head's own enlargement and at each of ``enlargements``, averaged:
     (N, num_categories) category probabilities and (N, H, W) visible-mask probabilities."""
-    readings = [read_crops(head, image, boxes, flip, enlarge, others) for enlarge in (None, *enlargements)]
+    readings = [read_crops(head, image, boxes, flip, enlarge) for enlarge in (None, *enlargements)]
     return sum(r[0] for r in readings) / len(readings), sum(r[1] for r in readings) / len(readings)
 
 
@@ -329,9 +274,7 @@ class CropSamples(torch.utils.data.Dataset):
         generator = torch.Generator().manual_seed(sample_seed(self.seed + 1, self.epoch, index))
         boxes = jitter_boxes(target[self.box_key].float(), self.config.box_jitter, generator)
         index_ = torch.zeros(len(boxes), dtype=torch.long)
-        others = (drop_others(target["visible_masks"], self.config.others_drop, generator)
-                  if self.config.others_channel else None)
-        x, rois = crop_inputs(image[None], boxes, index_, self.config, others)
+        x, rois = crop_inputs(image[None], boxes, index_, self.config)
         visible = crop(target["visible_masks"][:, None].float(), rois, torch.arange(len(boxes)),
                        self.config.roi_size)[:, 0]
         return {"x": x}, {"labels": target["labels"], "visible": (visible > 0.5).float()}
@@ -378,7 +321,7 @@ def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExper
         seed_everything(seed)
         model = CropHead(experiment.model)
         if init is not None:
-            init_crop_head(model, init)
+            init_from(model, init, WEIGHTS_KIND)
         run_config = {"model": to_dict(experiment.model), "train": to_dict(experiment.train),
                       "augment": to_dict(experiment.augment), "box_targets": experiment.box_targets,
                       "data": str(data), "init": None if init is None else str(init)}
@@ -387,17 +330,6 @@ def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExper
         return trainer.fit_and_export(WEIGHTS_KIND, to_dict(experiment.model))
     finally:
         cleanup_distributed()
-
-
-def init_crop_head(model: CropHead, path: str | Path) -> None:
-    """Start ``model`` from the trained crop head at ``path`` (fine-tuning). A head with the others
-    channel may start from one without it: that channel's first-layer weights start at zero, so the new
-    head starts reading exactly as the old one."""
-    state, _ = load_weights(path, WEIGHTS_KIND)
-    first = "enc1.0.0.weight"
-    if model.config.others_channel and state[first].shape[1] == CROP_CHANNELS:
-        state[first] = torch.cat([state[first], state[first].new_zeros(state[first][:, :1].shape)], dim=1)
-    load_state_strict(model, state, path)
 
 
 def load_crop_head(path: str | Path, device: str | torch.device = "cpu") -> CropHead:
