@@ -9,6 +9,10 @@ head of step 1b (both are part of the ``detector`` stage's time).
     python benchmarks/bench_speed.py --data DATA [--limit 200] [--threads 2,1]
     -> benchmarks/results/speed.json
     python benchmarks/bench_speed.py --data DATA --device cuda --threads 1 --out speed_cuda.json
+    python benchmarks/bench_speed.py --data DATA --other-weights previous=FOLDER --out speed_vs_previous.json
+
+``--other-weights LABEL=FOLDER`` (repeatable) also times other weights folders (e.g. the previous
+release's) at ``predict``'s default, in the same run, right after the shipped weights at each thread count.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ STEPS_2_5 = ("rois", "shape", "fit", "refine", "paste")
 
 def measure(images: list, threshold: float, fit_steps: int | None = None, crop_head: bool = True,
             mirrored: bool = MIRRORED_DETECTIONS, keep_by: str = "score", warmup: int = 5,
-            device: str = "cpu") -> dict:
-    segmenter = AmodalSegmenter.from_pretrained("cpu-small", score_threshold=threshold, fit_steps=fit_steps,
+            device: str = "cpu", weights: str = "cpu-small") -> dict:
+    segmenter = AmodalSegmenter.from_pretrained(weights, score_threshold=threshold, fit_steps=fit_steps,
                                                 crop_head=crop_head, device=device, mirrored_detections=mirrored,
                                                 keep_by=keep_by)
     for image in images[:warmup]:
@@ -47,7 +51,8 @@ def measure(images: list, threshold: float, fit_steps: int | None = None, crop_h
     seconds = time.perf_counter() - start
     stage_ms = segmenter.stage_ms()
     total = sum(stage_ms.values())
-    return {"score_threshold": threshold, "kept_by": keep_by, "fit_steps": segmenter.fit_steps, "crop_head": crop_head,
+    return {"weights": weights, "score_threshold": threshold, "kept_by": keep_by, "fit_steps": segmenter.fit_steps,
+            "crop_head": crop_head,
             "mirrored_detections": segmenter.detector.mirrored_detections,
             "images": len(images),
             "images_per_s": round(len(images) / seconds, 2),
@@ -63,6 +68,10 @@ def main() -> int:
     parser.add_argument("--threads", default="2,1", help="torch CPU threads to run with, one run each")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default="speed.json", help="file name under benchmarks/results/")
+    parser.add_argument("--other-weights", action="append", default=[], metavar="LABEL=FOLDER",
+                        help="also time these weights at predict's default, side by side (repeatable)")
+    parser.add_argument("--settings", choices=("all", "default"), default="all",
+                        help="default: only predict's default setting (with --other-weights: a quick comparison)")
     args = parser.parse_args()
     annotation_file, image_dir = split_paths(args.data, args.split)
     infos = load_annotation_file(annotation_file)["images"][: args.limit]
@@ -74,17 +83,26 @@ def main() -> int:
         settings = ((default, None, True), (default, None, True, False), (default, None, False),
                     (default, ACCURATE_FIT_STEPS, True), (0.3, None, True, True, "objectness"),
                     (EVAL_SCORE_THRESHOLD, None, True, True, "objectness"))
+        if args.settings == "default":
+            settings = settings[:1]
         runs += [{"threads": threads, "device": args.device, **measure(images, *setting, device=args.device)}
                  for setting in settings]
+        for item in args.other_weights:
+            label, _, folder = item.partition("=")
+            runs.append({"threads": threads, "device": args.device, "label": label,
+                         **measure(images, default, device=args.device, weights=folder)})
     for run in runs:
-        print(f"{run['threads']} thread(s), {run['kept_by']} >= {run['score_threshold']}, "
+        print(f"{run.get('label', 'shipped')}: {run['threads']} thread(s), "
+              f"{run['kept_by']} >= {run['score_threshold']}, "
               f"fit steps {run['fit_steps']}, crop head {run['crop_head']}, "
               f"mirrored detections {run['mirrored_detections']}: "
               f"{run['images_per_s']} img/s, "
               f"{run['detections_per_image']} "
               f"detections/img, steps 2-5 {100 * run['steps_2_5_share']:.0f} %, {run['stage_ms']}")
-    command = "python benchmarks/bench_speed.py --data D" + (
-        f" --device {args.device} --threads {args.threads} --out {args.out}" if args.device != "cpu" else "")
+    defaults = {"device": "cpu", "threads": "2,1", "limit": 200, "settings": "all", "out": "speed.json"}
+    options = [f" --{key} {getattr(args, key)}" for key, value in defaults.items() if getattr(args, key) != value]
+    command = ("python benchmarks/bench_speed.py --data D" + "".join(options)
+               + "".join(f" --other-weights {item}" for item in args.other_weights))
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
     atomic_write_json(RESULTS / args.out, {
         "benchmark": "a3d end-to-end speed", "command": command,

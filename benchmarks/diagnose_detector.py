@@ -6,8 +6,9 @@ head (step 1b), side by side on the same detections.
     -> benchmarks/results/detector_diagnosis.json
 
 ``--other-crop-head`` scores other crop heads (e.g. candidates, or the previous release) on the same
-detections, as extra rows; ``--other-detector`` runs another detector (a candidate, or the previous
-release's) with the pipeline's crop head on the same images, side by side.
+detections, as extra rows read the way the pipeline reads its own (``PIPELINE_ROW``);
+``--other-detector`` runs another detector (a candidate, or the previous release's) with the
+pipeline's crop head on the same images, side by side.
 
 The detections are grouped into objects (``crop_head.group_detections``: the box of a group's best
 detection). For every ground-truth object: is a detected object's box within IoU 0.5 of its box (the
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
              "crop head, objectness x p(label) only": (head, {"rescore": False})}
     for item in args.other_crop_head:
         label, _, path = item.partition("=")
-        heads[f"crop head, {label}"] = (load_crop_head(path), {})
+        heads[f"{PIPELINE_ROW}, {label}"] = (load_crop_head(path), pipeline)
     dataset = AmodalDataset(args.data, args.split)
     n = min(args.limit, len(dataset))
     main_run = diagnose(detector, heads, dataset, n)

@@ -2,10 +2,10 @@
 
 The detector's box head and mask head see 14x14 pooled FPN features; trained from scratch on a
 2-core machine they localise well long before they classify or segment well. This head looks again at
-each detected box through a 64x64 RGB crop (the box drawn as an extra channel, so the network knows
-which object is meant when boxes overlap) and predicts the category and the visible mask. It trains
-on single crops, about 40x cheaper per instance than a detector step, so it sees many more epochs in
-the same time.
+each detected box through a square RGB crop (``roi_size``: 64 by default, 96 in the shipped head; the
+box drawn as an extra channel, so the network knows which object is meant when boxes overlap) and
+predicts the category and the visible mask. It trains on single crops, about 40x cheaper per instance
+than a detector step, so it sees many more epochs in the same time.
 
 ``second_look`` groups the detector's class-specific detections into objects (class-agnostic grouping
 by box IoU; objectness = the group's summed class scores, i.e. about 1 - p(background) of the
