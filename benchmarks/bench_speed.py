@@ -99,8 +99,8 @@ def main() -> int:
               f"{run['images_per_s']} img/s, "
               f"{run['detections_per_image']} "
               f"detections/img, steps 2-5 {100 * run['steps_2_5_share']:.0f} %, {run['stage_ms']}")
-    defaults = {"device": "cpu", "threads": "2,1", "limit": 200, "settings": "all", "out": "speed.json"}
-    options = [f" --{key} {getattr(args, key)}" for key, value in defaults.items() if getattr(args, key) != value]
+    options = [f" --{key} {getattr(args, key)}" for key in ("device", "threads", "limit", "settings", "out")
+               if getattr(args, key) != parser.get_default(key)]
     command = ("python benchmarks/bench_speed.py --data D" + "".join(options)
                + "".join(f" --other-weights {item}" for item in args.other_weights))
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
