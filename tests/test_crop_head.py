@@ -39,6 +39,7 @@ from amodal3d.models.detector import (
     build_detector,
     detect,
 )
+from amodal3d.models.roi import paste
 
 TINY = CropHeadConfig(num_categories=2, width=8, roi_size=32)
 
@@ -294,6 +295,38 @@ def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():
     assert 1 <= len(by_score.labels) < len(looked.labels) and by_score.scores.min() >= threshold
     with pytest.raises(ValueError, match="keep_by"):
         DetectorPredictor(detector, crop_head=head, keep_by="label")
+
+
+def test_step1_with_a_crop_head_runs_the_mask_heads_on_the_objects_it_keeps_only():
+    torch.manual_seed(0)
+    detector = build_detector(DetectorConfig(heads="both", num_classes=3, min_size=64, max_size=64,
+                                             box_score_thresh=0.0)).eval()
+    head = CropHead(TINY)
+    image = (np.random.default_rng(0).uniform(0, 255, (64, 64, 3))).astype(np.uint8)
+    rois = {"visible": [], "amodal": []}
+    detector.roi_heads.mask_head.register_forward_hook(lambda m, i, o: rois["visible"].append(len(i[0])))
+    detector.roi_heads.amodal_mask_head.register_forward_hook(lambda m, i, o: rois["amodal"].append(len(i[0])))
+    every = DetectorPredictor(detector, score_threshold=0.0, crop_head=head).predict(image)
+    threshold = float(every.scores.max() + every.scores.min()) / 2
+    kept = DetectorPredictor(detector, score_threshold=threshold, crop_head=head, keep_by="score").predict(image)
+    assert rois["visible"] == []  # the crop head gives the visible masks
+    assert rois["amodal"] == [len(every.labels), len(kept.labels)] and 0 < len(kept.labels) < len(every.labels)
+    assert np.array_equal(kept.amodal_masks, every.amodal_masks[every.scores >= threshold])
+    plain = DetectorPredictor(detector, score_threshold=0.0).predict(image)  # no crop head: both heads
+    assert rois["visible"] == [len(plain.labels)] and rois["amodal"][-1] == len(plain.labels)
+
+
+def test_read_crops_in_channels_last_equal_a_plain_forward():
+    torch.manual_seed(0)
+    head = CropHead(TINY).eval()
+    image = torch.rand(3, 48, 64)
+    boxes = torch.tensor([[4.0, 6.0, 30.0, 40.0], [20.0, 10.0, 60.0, 30.0]])
+    probs, visible = read_crops(head, image, boxes)
+    x, rois = crop_inputs(image[None], boxes, torch.zeros(2, dtype=torch.long), TINY)
+    with torch.no_grad():
+        out, _ = head({"x": x})
+    assert torch.allclose(probs, out.class_logits.softmax(1), atol=1e-5)
+    assert torch.allclose(visible, paste(torch.sigmoid(out.mask_logits), rois, 48, 64), atol=1e-5)
 
 
 def test_augment_config_is_part_of_the_experiment():

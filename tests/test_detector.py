@@ -27,6 +27,7 @@ from amodal3d.models.detector import (
     DetectorPredictor,
     build_detector,
     detect,
+    detect_boxes,
     load_detector,
     load_experiment,
     parameter_count,
@@ -132,6 +133,36 @@ def test_mirrored_detections_add_the_mirror_images_detections_mapped_back():
             ys, xs = torch.where(masks[j] > 0.5)
             if len(xs):
                 assert xs.min() >= 128 - x2 - 1 and xs.max() <= 128 - x1 + 1
+
+
+@pytest.mark.parametrize("heads,mirrored", [("both", True), ("amodal", False)])
+def test_masks_on_demand_equal_torchvisions_masks_of_every_detection(heads, mirrored):
+    torch.manual_seed(0)
+    model = build_detector(DetectorConfig(heads=heads, box_score_thresh=0.0, detections_per_image=20,
+                                          **SMALL)).eval()
+    image = torch.rand(3, 96, 128)
+    views = [image, image.flip(-1)] if mirrored else [image]
+    with torch.no_grad():
+        reference, _ = model(views)  # torchvision's RoIHeads, mask branch on every detection
+    order = torch.argsort(torch.cat(reference.scores), descending=True, stable=True)
+
+    def merged(masks):  # the mirror image's masks mirrored back, in the order of the scores
+        return torch.cat([m.flip(-1) if v else m for v, m in enumerate(masks)])[order]
+
+    pending = detect_boxes(model, image, mirrored)
+    assert pending.output.visible_masks is None and pending.output.amodal_masks is None
+    assert torch.allclose(pending.output.scores[0], torch.cat(reference.scores)[order])
+    chosen = torch.tensor([len(order) - 1, 0, len(order) // 2])  # any subset, in any order
+    assert mirrored <= bool((pending.view[chosen] == 1).any())  # both views are read
+    for kind, masks in (("visible", reference.visible_masks), ("amodal", reference.amodal_masks)):
+        if masks is None:
+            with pytest.raises(ValueError, match=f"no {kind} mask head"):
+                pending.masks(kind, chosen)
+            continue
+        expected = merged(masks)
+        assert torch.allclose(pending.masks(kind, chosen), expected[chosen], atol=1e-5)
+        assert torch.allclose(pending.masks(kind), expected, atol=1e-5)
+        assert pending.masks(kind, chosen[:0]).shape == (0, 96, 128)
 
 
 def test_cpu_small_size_limit(tmp_path):

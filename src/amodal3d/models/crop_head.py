@@ -224,7 +224,9 @@ def read_crops(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, flip: b
     x, rois = crop_inputs(image[None], boxes, torch.zeros(len(boxes), dtype=torch.long, device=boxes.device),
                           config)
     n = len(x)
-    out, _ = head.eval()({"x": torch.cat([x, x.flip(-1)]) if flip else x})
+    x = torch.cat([x, x.flip(-1)]) if flip else x
+    # channels-last: the same convolutions, about 20 % faster on CPU (benchmarks/bench_speed.py)
+    out, _ = head.eval()({"x": x.contiguous(memory_format=torch.channels_last)})
     probs, mask_logits = out.class_logits.softmax(1), out.mask_logits
     if flip:
         probs = (probs[:n] + probs[n:]) / 2

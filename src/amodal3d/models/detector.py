@@ -420,12 +420,38 @@ class AmodalDetector(nn.Module):
             _, roi_losses = self.roi_heads(features, proposals, image_list.image_sizes, targets)
         return {**rpn_losses, **roi_losses}
 
-    def detect(self, image_list, features) -> list[dict]:
-        """ROI results (resized-image pixels) with the inference behaviour of the heads."""
+    def detect(self, image_list, features, masks: bool = True) -> list[dict]:
+        """ROI results (resized-image pixels) with the inference behaviour of the heads. ``masks=False``:
+        boxes, labels and scores only, the mask heads do not run (:meth:`mask_probs` reads them later)."""
         with _modules_mode([self.rpn, self.roi_heads], False):
             proposals, _ = self.rpn(image_list, features)
-            results, _ = self.roi_heads(features, proposals, image_list.image_sizes)
-        return results
+            if masks:
+                results, _ = self.roi_heads(features, proposals, image_list.image_sizes)
+                return results
+            rh, sizes = self.roi_heads, image_list.image_sizes
+            class_logits, regression = rh.box_predictor(rh.box_head(rh.box_roi_pool(features, proposals, sizes)))
+            boxes, scores, labels = rh.postprocess_detections(class_logits, regression, proposals, sizes)
+        return [{"boxes": b, "labels": lab, "scores": s} for b, lab, s in zip(boxes, labels, scores)]
+
+    def mask_probs(self, kind: str, features, boxes: list[torch.Tensor], labels: list[torch.Tensor],
+                   image_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """(N_i, 1, 28, 28) ``kind`` ("visible" or "amodal") mask probabilities of the given boxes
+        (list of (N_i, 4) in resized-image pixels) for the given labels (list of (N_i,)), per image."""
+        if kind not in self.mask_kinds:
+            raise ValueError(f"a heads={self.heads} detector has no {kind} mask head")
+        rh = self.roi_heads
+        if sum(len(b) for b in boxes) == 0:
+            return [b.new_zeros((0, 1, 28, 28)) for b in boxes]
+        if kind == "amodal" and self.heads == "both":
+            logits = rh.amodal_mask_logits(features, boxes, image_sizes)
+        else:  # torchvision's mask head: visible masks, or amodal ones for heads=amodal
+            logits = rh.mask_predictor(rh.mask_head(rh.mask_roi_pool(features, boxes, image_sizes)))
+        return maskrcnn_inference(logits, labels)
+
+    @property
+    def mask_kinds(self) -> tuple[str, ...]:
+        """The masks this detector predicts."""
+        return {"visible": ("visible",), "amodal": ("amodal",), "both": ("visible", "amodal")}[self.heads]
 
     def forward(self, images: list[torch.Tensor], targets: list[dict] | None = None,
                 detect: bool | None = None) -> tuple[DetectorOutput, dict[str, torch.Tensor]]:
@@ -477,13 +503,10 @@ class AmodalDetector(nn.Module):
         else:
             scores = [torch.ones(n, device=image_list.tensors.device) for n in counts]
         results = [{"boxes": b, "labels": lab, "scores": s} for b, lab, s in zip(given, labels, scores)]
-        logits = rh.mask_predictor(rh.mask_head(rh.mask_roi_pool(features, given, sizes)))
-        for probs, r in zip(maskrcnn_inference(logits, labels), results):
-            r["masks"] = probs
-        if isinstance(rh, AmodalRoIHeads):
-            logits = rh.amodal_mask_logits(features, given, sizes)
-            for probs, r in zip(maskrcnn_inference(logits, labels), results):
-                r["amodal_masks"] = probs
+        for kind in self.mask_kinds:  # paste_results' keys: "masks" for the torchvision head
+            key = "amodal_masks" if kind == "amodal" and self.heads == "both" else "masks"
+            for probs, r in zip(self.mask_probs(kind, features, given, labels, sizes), results):
+                r[key] = probs
         return paste_results(results, sizes, original_sizes, self.config.heads)
 
 
@@ -492,25 +515,73 @@ def build_detector(config: DetectorConfig) -> AmodalDetector:
     return AmodalDetector(config)
 
 
+@dataclass(frozen=True)
+class PendingDetections:
+    """Detections of one image whose masks the mask heads read on demand (:func:`detect_boxes`), so that
+    step 1 with a crop head runs them only on the objects it keeps.
+
+    ``output``: a DetectorOutput of one entry without masks; ``view`` (N,) 0 for a detection of the image,
+    1 for one of its mirror image; ``view_boxes`` (N, 4) its box in that view's resized-image pixels."""
+
+    output: DetectorOutput
+    view: torch.Tensor
+    view_boxes: torch.Tensor
+    model: AmodalDetector
+    features: dict
+    image_sizes: list[tuple[int, int]]   # resized size of each view
+    original_size: tuple[int, int]       # (H, W)
+
+    @torch.no_grad()
+    def masks(self, kind: str, index: torch.Tensor | None = None) -> torch.Tensor:
+        """(len(index), H, W) ``kind`` mask probabilities of the detections ``index`` (default: all) at
+        the image's resolution, each of its label."""
+        index = torch.arange(len(self.view), device=self.view.device) if index is None else index
+        views = range(len(self.image_sizes))
+        chosen = [index[self.view[index] == v] for v in views]
+        probs = self.model.mask_probs(kind, self.features, [self.view_boxes[i] for i in chosen],
+                                      [self.output.labels[0][i] for i in chosen], self.image_sizes)
+        out = self.view_boxes.new_zeros((len(index), *self.original_size))
+        for v, (i, p) in enumerate(zip(chosen, probs)):
+            if len(i):
+                boxes = resize_boxes(self.view_boxes[i], self.image_sizes[v], self.original_size)
+                pasted = paste_masks_in_image(p, boxes, self.original_size)[:, 0]
+                out[self.view[index] == v] = pasted.flip(-1) if v == 1 else pasted
+        return out
+
+
 @torch.no_grad()
-def detect(model: AmodalDetector, image: torch.Tensor, mirrored: bool = False) -> DetectorOutput:
-    """Detections of one image (3, H, W) in [0, 1], a DetectorOutput of one entry. ``mirrored``: the
+def detect_boxes(model: AmodalDetector, image: torch.Tensor, mirrored: bool = False) -> PendingDetections:
+    """Boxes, labels and scores of one image (3, H, W) in [0, 1], masks on demand. ``mirrored``: the
     image and its mirror image are detected together and the mirror image's detections, mapped back,
     are added with their scores; a crop head's objectness (the summed scores of a group, capped at 1,
     :func:`~amodal3d.models.crop_head.group_detections`) then counts an object that both views see
     twice."""
-    if not mirrored:
-        return model([image])[0]
-    out, _ = model([image, image.flip(-1)])
-    back = flip_boxes(out.boxes[1], image.shape[-1])
-    scores = torch.cat(out.scores)
+    height, width = int(image.shape[-2]), int(image.shape[-1])
+    image_list, _ = model.transform([image, image.flip(-1)] if mirrored else [image])
+    features = model.backbone(image_list.tensors)
+    results = model.detect(image_list, features, masks=False)
+    sizes = image_list.image_sizes
+    boxes = [resize_boxes(r["boxes"], size, (height, width)) for r, size in zip(results, sizes)]
+    if mirrored:
+        boxes[1] = flip_boxes(boxes[1], width)
+    scores = torch.cat([r["scores"] for r in results])
     order = torch.argsort(scores, descending=True, stable=True)  # high to low, as DetectorOutput's are
+    view = torch.cat([torch.full((len(r["boxes"]),), v, dtype=torch.long) for v, r in enumerate(results)])
+    output = DetectorOutput((torch.cat(boxes)[order],), (torch.cat([r["labels"] for r in results])[order],),
+                            (scores[order],), None, None)
+    return PendingDetections(output, view[order].to(scores.device),
+                             torch.cat([r["boxes"] for r in results])[order], model, features, sizes,
+                             (height, width))
 
-    def both(masks):
-        return None if masks is None else (torch.cat([masks[0], masks[1].flip(-1)])[order],)
 
-    return DetectorOutput((torch.cat([out.boxes[0], back])[order],), (torch.cat(out.labels)[order],),
-                          (scores[order],), both(out.visible_masks), both(out.amodal_masks))
+@torch.no_grad()
+def detect(model: AmodalDetector, image: torch.Tensor, mirrored: bool = False) -> DetectorOutput:
+    """Detections of one image (3, H, W) in [0, 1] with every mask (:func:`detect_boxes`), a
+    DetectorOutput of one entry."""
+    pending = detect_boxes(model, image, mirrored)
+    out = pending.output
+    masks = {kind: (pending.masks(kind),) for kind in model.mask_kinds}
+    return replace(out, visible_masks=masks.get("visible"), amodal_masks=masks.get("amodal"))
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -567,12 +638,14 @@ class DetectorPredictor:
     mask quality (its objectness is in ``extras["objectness"]``); with ``keep_by="score"`` it is kept
     when that score reaches ``score_threshold`` instead (what ``amodal3d predict`` does: the
     evaluation keeps every object step 1 proposes, a user the likely ones). ``crop_head_flip``: the
-    head reads each crop as it is and mirrored and averages the two (``second_look(flip=True)``; about
-    3 % of the pipeline's time); ``crop_head_enlargements``: it also reads each crop at these crop sides
-    / box side (default ``CROP_HEAD_ENLARGEMENTS``: 1.15, beside the head's own 1.3) and averages all
-    readings; ``mirrored_detections`` (default ``MIRRORED_DETECTIONS``): the detections of the mirror
-    image are added (:func:`detect`; a second detector pass, 12.6 -> 7.6 images/s end to end on 2 CPU
-    threads). Otherwise detections are kept by score. Masks are thresholded with ``mask_threshold``
+    head reads each crop as it is and mirrored and averages the two (``second_look(flip=True)``);
+    ``crop_head_enlargements``: it also reads each crop at these crop sides / box side (default
+    ``CROP_HEAD_ENLARGEMENTS``: 1.15, beside the head's own 1.3) and averages all readings;
+    ``mirrored_detections`` (default ``MIRRORED_DETECTIONS``): the detections of the mirror image are
+    added (:func:`detect_boxes`; a second detector pass, 8.1 -> 5.6 images/s end to end on 2 CPU
+    threads). The detector's mask heads then run on the objects kept only (its visible head not at
+    all), which returns the same masks as reading every detection's (``benchmarks/bench_step1.py``).
+    Otherwise detections are kept by score. Masks are thresholded with ``mask_threshold``
     (probability > t); with an amodal head, the amodal-mask probabilities of the instances returned are
     also in ``extras["amodal_probs"]`` ((N, H, W) float16), for steps 2-5 to weigh against their own.
     """
@@ -603,6 +676,11 @@ class DetectorPredictor:
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         return tensor.float().div(255.0).to(self.device)
 
+    def _kept(self, kept_by: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Indices of the entries whose ``kept_by`` reaches the threshold, by ``scores`` high to low."""
+        keep = torch.where(kept_by >= self.score_threshold)[0]
+        return keep[torch.argsort(scores[keep], descending=True, stable=True)]
+
     @torch.no_grad()
     def predict(self, image: np.ndarray, given: GivenVisible | None = None) -> Instances:
         height, width = image.shape[:2]
@@ -621,24 +699,27 @@ class DetectorPredictor:
             return Instances(boxes, labels, out.scores[0].float().cpu().numpy(), visible, amodal,
                              extras={"amodal_boxes": out.boxes[0].cpu().numpy()})
         tensor = self._image_tensor(image)
-        out = detect(self.model, tensor, self.mirrored_detections)  # as step 1 detects (see class doc)
-        boxes, labels, scores = out.boxes[0], out.labels[0], out.scores[0]
-        probs = {"visible": out.visible_masks, "amodal": out.amodal_masks}
-        probs = {k: v[0] for k, v in probs.items() if v is not None}
-        kept_by = scores
-        if self.crop_head is not None:  # step 1b: one entry per object, re-labelled and re-segmented
-            look = second_look(self.crop_head, tensor, boxes, scores, min_objectness=self.score_threshold,
-                               flip=self.crop_head_flip, enlargements=self.crop_head_enlargements)
+        pending = detect_boxes(self.model, tensor, self.mirrored_detections)  # (see class doc)
+        out = pending.output
+        if self.crop_head is None:
+            boxes, labels, scores = out.boxes[0], out.labels[0], out.scores[0]
+            keep = detections = self._kept(scores, scores)
+            probs, extras = {}, {}
+        else:  # step 1b: one entry per object, re-labelled and re-segmented
+            look = second_look(self.crop_head, tensor, out.boxes[0], out.scores[0],
+                               min_objectness=self.score_threshold, flip=self.crop_head_flip,
+                               enlargements=self.crop_head_enlargements)
             boxes, labels, scores = look.boxes, look.labels, look.scores
-            kept_by = look.scores if self.keep_by == "score" else look.objectness
-            probs = {k: v[look.leaders] for k, v in probs.items() if k == "amodal"}
-            probs["visible"] = look.visible
-        keep = torch.where(kept_by >= self.score_threshold)[0]
-        keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
-        extras = {"objectness": look.objectness[keep].float().cpu().numpy()} if self.crop_head is not None else {}
+            keep = self._kept(look.scores if self.keep_by == "score" else look.objectness, scores)
+            detections = look.leaders[keep]
+            probs = {"visible": look.visible[keep]}
+            extras = {"objectness": look.objectness[keep].float().cpu().numpy()}
+        for kind in self.model.mask_kinds:  # the mask heads read the objects kept only
+            if kind not in probs:
+                probs[kind] = pending.masks(kind, detections)
         if "amodal" in probs:
-            extras["amodal_probs"] = probs["amodal"][keep].half().cpu().numpy()
-        masks = {k: (v[keep] > self.mask_threshold).cpu().numpy() for k, v in probs.items()}
+            extras["amodal_probs"] = probs["amodal"].half().cpu().numpy()
+        masks = {k: (v > self.mask_threshold).cpu().numpy() for k, v in probs.items()}
         visible = masks.get("visible", masks.get("amodal"))
         amodal = masks.get("amodal", visible)
         return Instances(boxes[keep].float().cpu().numpy(), labels[keep].cpu().numpy().astype(np.int64),
