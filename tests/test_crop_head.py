@@ -4,7 +4,6 @@ detector predictor that applies it."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,10 +13,9 @@ from amodal3d.cli import main
 from amodal3d.data.dataset import AmodalDataset
 from amodal3d.engine.augment import AugmentConfig
 from amodal3d.engine.config import to_dict
-from amodal3d.engine.weights import init_from, save_weights
+from amodal3d.engine.weights import save_weights
 from amodal3d.errors import WeightsError
 from amodal3d.models.crop_head import (
-    NEW_LAYERS,
     WEIGHTS_KIND,
     CropHead,
     CropHeadConfig,
@@ -138,10 +136,9 @@ def _shapes(n: int, seed: int, size: int = 32) -> tuple[torch.Tensor, torch.Tens
     return images, labels, masks, boxes
 
 
-@pytest.mark.parametrize("full_res_mask", [False, True])
-def test_crop_head_learns_categories_and_masks(full_res_mask):
+def test_crop_head_learns_categories_and_masks():
     torch.manual_seed(0)
-    head = CropHead(replace(TINY, full_res_mask=full_res_mask))
+    head = CropHead(TINY)
     optimiser = torch.optim.Adam(head.parameters(), 3e-3)
     for step in range(120):
         images, labels, masks, boxes = _shapes(32, step)
@@ -247,25 +244,6 @@ def test_load_crop_head_refuses_other_weights(tmp_path):
     save_weights(tmp_path / "wide", CropHead(TINY).state_dict(), WEIGHTS_KIND, to_dict(CropHeadConfig(width=16)))
     with pytest.raises(WeightsError):
         load_crop_head(tmp_path / "wide.safetensors")
-
-
-def test_fine_tuning_may_add_the_full_resolution_decoder_stage_only(tmp_path):
-    torch.manual_seed(0)
-    trained = CropHead(TINY)
-    save_weights(tmp_path / "trained", trained.state_dict(), WEIGHTS_KIND, to_dict(TINY))
-    wider = CropHead(replace(TINY, full_res_mask=True))
-    fresh = {k: v.clone() for k, v in wider.state_dict().items() if k.startswith("dec0.")}
-    assert fresh
-    with pytest.raises(WeightsError, match="missing: dec0"):  # a plain load stays strict
-        init_from(wider, tmp_path / "trained.safetensors", WEIGHTS_KIND)
-    init_from(wider, tmp_path / "trained.safetensors", WEIGHTS_KIND, new_layers=NEW_LAYERS)
-    for key, value in wider.state_dict().items():
-        expected = fresh[key] if key in fresh else trained.state_dict()[key]
-        assert torch.equal(value, expected), key
-    save_weights(tmp_path / "wider", wider.state_dict(), WEIGHTS_KIND, to_dict(wider.config))
-    with pytest.raises(WeightsError, match="unexpected: dec0"):  # never drops trained layers
-        init_from(CropHead(TINY), tmp_path / "wider.safetensors", WEIGHTS_KIND, new_layers=NEW_LAYERS)
-    assert load_crop_head(tmp_path / "wider.safetensors").config.full_res_mask
 
 
 def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():

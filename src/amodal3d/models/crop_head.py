@@ -33,7 +33,6 @@ from amodal3d.models.roi import crop, inside_image, paste, square_rois
 WEIGHTS_KIND = "crop-head"
 STEM = "crop_head"  # its file stem in a pipeline or weights folder
 CROP_CHANNELS = 5  # RGB, inside the box, inside the image
-NEW_LAYERS = ("dec0.",)  # layers a fine-tuning run may add to trained weights that lack them
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,6 @@ class CropHeadConfig:
     label_smoothing: float = 0.05
     group_iou: float = 0.7         # detections of one object: box IoU above this
     mask_dice: float = 0.0         # training: weight of a soft Dice term beside the mask's BCE
-    full_res_mask: bool = False    # one more decoder stage, to the crop's resolution (the crop as its skip)
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,6 @@ class CropHead(nn.Module):
         self.enc4 = nn.Sequential(_conv(4 * w, 8 * w, 2), _conv(8 * w, 8 * w))
         self.classify = nn.Sequential(nn.Dropout(0.2), nn.Linear(8 * w, config.num_categories))
         self.dec3, self.dec2, self.dec1 = _conv(12 * w, 2 * w), _conv(4 * w, w), _conv(2 * w, w // 2)
-        self.dec0 = _conv(w // 2 + CROP_CHANNELS, w // 2) if config.full_res_mask else None
         self.out = nn.Conv2d(w // 2, 1, 1)
 
     def forward(self, inputs: dict, targets: dict | None = None) -> tuple[CropHeadOutput, dict]:
@@ -107,8 +104,6 @@ class CropHead(nn.Module):
             return torch.cat([F.interpolate(a, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1)
 
         d1 = self.dec1(up(self.dec2(up(self.dec3(up(e4, e3)), e2)), e1))
-        if self.dec0 is not None:
-            d1 = self.dec0(up(d1, x))
         mask_logits = F.interpolate(self.out(d1), size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
         losses = {}
         if targets is not None:
@@ -328,7 +323,7 @@ def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExper
         seed_everything(seed)
         model = CropHead(experiment.model)
         if init is not None:
-            init_from(model, init, WEIGHTS_KIND, new_layers=NEW_LAYERS)
+            init_from(model, init, WEIGHTS_KIND)
         run_config = {"model": to_dict(experiment.model), "train": to_dict(experiment.train),
                       "augment": to_dict(experiment.augment), "box_targets": experiment.box_targets,
                       "data": str(data), "init": None if init is None else str(init)}
