@@ -9,7 +9,10 @@ end-to-end detector-based rows also run without it (``METHOD/no-crop-head``), si
 ``benchmarks/results/a3d.json`` (all rows, both protocols, per-stage milliseconds of A3D) and
 ``benchmarks/results/baselines.json`` (the issue-4 view: detector AP, amodal mIoU per category,
 occluded mIoU, amodal AP, training time, speed), plus Markdown tables
-``benchmarks/results/a3d_<protocol>.md``.
+``benchmarks/results/a3d_<protocol>.md``. A3D's differences from the rows of :data:`COMPARED` come with
+95 % intervals from a paired bootstrap over the images (``amodal3d compare``), from the per-instance
+scores of those rows, kept in ``a3d_<protocol>_instances.json``. ``--results DIR`` writes all of it
+to another folder (e.g. for a run on a whole split).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from pathlib import Path
 
 import torch
 
+from amodal3d.evaluation.compare import FIGURES, compare_results, format_comparison
 from amodal3d.evaluation.harness import METHODS, PROTOCOLS, build_predictor, evaluate, markdown_table
 from amodal3d.io import atomic_write_bytes, atomic_write_json
 from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
+COMPARED = ("maskrcnn-amodal", "orcnn", "a3d-no-prior")  # A3D minus each, with a bootstrap interval
 
 
 def training_seconds(weights_json: Path, prefix: str = "") -> dict:
@@ -51,6 +56,8 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--protocols", default="given-visible,end-to-end")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--results", default=None, help="folder of the JSON and Markdown files (default: "
+                                                         "benchmarks/results)")
     parser.add_argument("--without-crop-head", default="visible,orcnn,maskrcnn-amodal,a3d",
                         help="end-to-end methods also run without step 1b (rows 'METHOD/no-crop-head'), "
                              "when the weights have a crop head")
@@ -58,6 +65,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     folder = resolve_pipeline_dir(args.weights)
+    out = Path(args.results) if args.results else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
     detector_weights = {"visible": folder / "detector.safetensors", "convex-hull": folder / "detector.safetensors",
                         "maskrcnn-amodal": folder / "maskrcnn_amodal.safetensors",
                         "orcnn": folder / "detector.safetensors"}  # the shipped step 1 is the ORCNN model
@@ -82,28 +91,56 @@ def main() -> None:
                   f"  {result['images_per_s']:.2f} img/s", flush=True)
             if row == "a3d":
                 stage_ms[protocol] = predictor.stage_ms()
-        path = RESULTS / f"a3d_{protocol}.json"
+        instances = {row: r.pop("instances") for row, r in results[protocol].items() if row in ("a3d", *COMPARED)}
+        for r in results[protocol].values():
+            r.pop("instances", None)
+        path, instances_path = out / f"a3d_{protocol}.json", out / f"a3d_{protocol}_instances.json"
         if path.is_file():  # keep rows of other methods measured on the same images (an earlier --methods run)
             old = json.loads(path.read_text())
             same = all(old["arguments"].get(k) == getattr(args, k) for k in ("data", "split", "limit"))
             if same:
                 results[protocol] = {**old["results"], **results[protocol]}
                 stage_ms.setdefault(protocol, old.get("a3d_stage_ms"))
+                if instances_path.is_file():
+                    instances = {**json.loads(instances_path.read_text()), **instances}
         order = [r for m in METHODS for r in (m, f"{m}/no-crop-head") if r in results[protocol]]
         results[protocol] = {m: results[protocol][m] for m in order}
-        atomic_write_bytes(RESULTS / f"a3d_{protocol}.md",
+        atomic_write_json(instances_path, instances)
+        atomic_write_bytes(out / f"a3d_{protocol}.md",
                            markdown_table(list(results[protocol].values())).encode())
         machine = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                    "platform": platform.platform(), "torch": torch.__version__, "loadavg": os.getloadavg()}
-        atomic_write_json(RESULTS / f"a3d_{protocol}.json",
+        atomic_write_json(path,
                           {"results": results[protocol], "a3d_stage_ms": stage_ms.get(protocol),
                            "arguments": vars(args), "machine": machine}, indent=2)
-    combine(detector_weights)
+    combine(out, detector_weights)
 
 
-def combine(detector_weights: dict[str, Path]) -> None:
-    """a3d.json (every protocol side by side, A3D's margins) and baselines.json from the per-protocol files."""
-    paths = {protocol: RESULTS / f"a3d_{protocol}.json" for protocol in sorted(PROTOCOLS)}
+def intervals(rows: dict[str, dict], instances: dict[str, dict]) -> dict:
+    """A3D minus each row of COMPARED with per-instance scores (``instances``: row -> evaluate()'s
+    ``instances``): mIoU and occluded mIoU differences with their 95 % paired-bootstrap intervals over
+    the images, in percentage points."""
+    out = {}
+    for other in COMPARED:
+        if other not in rows or "a3d" not in instances or other not in instances:
+            continue
+        comparison = compare_results({**rows["a3d"], "instances": instances["a3d"]},
+                                     {**rows[other], "instances": instances[other]}, names=("a3d", other))
+        print(format_comparison(comparison), flush=True)
+        out[f"a3d_minus_{other}"] = {
+            figure: {key: None if comparison[figure][key] is None else round(100 * comparison[figure][key], 2)
+                     for key in ("difference", "low", "high")}
+            | {"share_not_above_zero": comparison[figure]["share_not_above_zero"]}
+            for figure in FIGURES}
+        out["bootstrap"] = {key: comparison["miou"][key] for key in ("resamples", "level", "seed")} | {
+            "unit": "image", "command": "amodal3d compare A.json B.json"}
+    return out
+
+
+def combine(folder: Path, detector_weights: dict[str, Path]) -> None:
+    """a3d.json (every protocol side by side, A3D's margins) and baselines.json from the per-protocol files
+    in ``folder``."""
+    paths = {protocol: folder / f"a3d_{protocol}.json" for protocol in sorted(PROTOCOLS)}
     per_protocol = {protocol: json.loads(path.read_text()) for protocol, path in paths.items() if path.is_file()}
     results = {protocol: data["results"] for protocol, data in per_protocol.items()}
     summary = {}
@@ -117,7 +154,10 @@ def combine(detector_weights: dict[str, Path]) -> None:
             summary[protocol] = {f"a3d_minus_{name}": round(100 * (a3d[key] - rows[other][key]), 2)
                                  for name, (other, key) in margins.items()
                                  if a3d.get(key) is not None and rows.get(other, {}).get(key) is not None}
-    atomic_write_json(RESULTS / "a3d.json", {"results": results, "summary": summary,
+            instances_path = folder / f"a3d_{protocol}_instances.json"
+            instances = json.loads(instances_path.read_text()) if instances_path.is_file() else {}
+            summary[protocol]["intervals"] = intervals(rows, instances)
+    atomic_write_json(folder / "a3d.json", {"results": results, "summary": summary,
                                              "a3d_stage_ms": {p: d["a3d_stage_ms"] for p, d in per_protocol.items()},
                                              "runs": {p: {"arguments": d["arguments"], "machine": d["machine"]}
                                                       for p, d in per_protocol.items()}}, indent=2)
@@ -142,7 +182,7 @@ def combine(detector_weights: dict[str, Path]) -> None:
                                                       prefix="crop_head_"))
             baselines[method]["without_crop_head"] = {k: alone[k] for k in ("visible_ap", "amodal_ap", "miou",
                                                                             "occluded_miou", "images_per_s")}
-    atomic_write_json(RESULTS / "baselines.json", {"baselines": baselines}, indent=2)
+    atomic_write_json(folder / "baselines.json", {"baselines": baselines}, indent=2)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from amodal3d.evaluation.harness import (
     format_table,
     markdown_table,
 )
+from amodal3d.evaluation.metrics import OCCLUDED_MIN_RATE, category_averaged
 from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.masks import decode_rle, encode_rle, mask_to_bbox
 
@@ -307,3 +308,55 @@ def test_cli_rejects_a_score_threshold_outside_0_1(tiny_dataset, tmp_path, capsy
                    "--score-threshold", threshold])
     assert rc == 2
     assert "score threshold must lie in [0, 1]" in capsys.readouterr().err and not out.exists()
+
+
+def test_per_instance_scores_reproduce_the_summary(disc_dataset):
+    result = evaluate(ConvexHullOf(), disc_dataset, "test", "given-visible", progress=False)
+    inst = {k: np.asarray(v) for k, v in result["instances"].items()}
+    assert len(inst["image_id"]) == result["num_instances"] == 7
+    assert sorted(set(inst["image_id"].tolist())) == [1, 2, 3]
+    assert category_averaged(inst["amodal_iou"], inst["category_id"]) == pytest.approx(result["miou"], abs=1e-6)
+    occ = inst["occlude_rate"] >= OCCLUDED_MIN_RATE
+    assert category_averaged(inst["occluded_iou"][occ], inst["category_id"][occ]) == pytest.approx(
+        result["occluded_miou"], abs=1e-6)
+    assert inst["matched"].all()
+
+
+def test_cli_compare_two_results(tiny_dataset, tmp_path, capsys):
+    paths = {}
+    for method in ("convex-hull", "visible"):
+        paths[method] = tmp_path / f"{method}.json"
+        assert cli.main(["evaluate", "--method", method, "--protocol", "given-visible", "--data", str(tiny_dataset),
+                         "--split", "test", "--json", str(paths[method]), "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "cmp" / "hull_vs_visible.json"
+    assert cli.main(["compare", str(paths["convex-hull"]), str(paths["visible"]), "--resamples", "200",
+                     "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "convex-hull (given-visible) − visible (given-visible)" in printed and "occluded_miou" in printed
+    comparison = json.loads(out.read_text())
+    hull, visible = (json.loads(p.read_text()) for p in paths.values())
+    assert comparison["miou"]["difference"] == pytest.approx(hull["miou"] - visible["miou"], abs=1e-5)
+    assert comparison["miou"]["low"] <= comparison["miou"]["difference"] <= comparison["miou"]["high"]
+    occluded = comparison["occluded_miou"]  # the hull finds some hidden pixels, the visible masks none
+    assert occluded["difference"] == pytest.approx(hull["occluded_miou"], abs=1e-5) and occluded["low"] >= 0.0
+
+
+def test_cli_compare_names_the_file_and_the_problem(tiny_dataset, tmp_path, capsys):
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    for path, limit in ((one, "1"), (two, "2")):
+        assert cli.main(["evaluate", "--method", "visible", "--protocol", "given-visible", "--data",
+                         str(tiny_dataset), "--limit", limit, "--json", str(path), "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["compare", str(one), str(two)]) == 2
+    assert "different ground truth: num_images 1 against 2" in capsys.readouterr().err
+    old = json.loads(one.read_text())
+    del old["instances"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert cli.main(["compare", str(tmp_path / "old.json"), str(one)]) == 2
+    assert f"{tmp_path / 'old.json'}: no per-instance scores" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{")
+    assert cli.main(["compare", str(tmp_path / "bad.json"), str(one)]) == 2
+    assert f"{tmp_path / 'bad.json'}: not a JSON file" in capsys.readouterr().err
+    assert cli.main(["compare", str(tmp_path / "missing.json"), str(one)]) == 2
+    assert "missing.json: cannot read" in capsys.readouterr().err

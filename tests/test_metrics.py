@@ -221,3 +221,84 @@ def test_convex_hull_hand_cases():
 def test_masks_to_boxes():
     masks = np.stack([rect(8, 10, 2, 5, 3, 9), np.zeros((8, 10), bool)])
     np.testing.assert_array_equal(masks_to_boxes(masks), [[3, 2, 9, 5], [0, 0, 0, 0]])
+
+
+# ---------------------------------------------------------------- paired bootstrap
+
+def _scores(rng, num_images: int = 30):
+    """Random per-instance scores of two methods, 1-7 instances per image, 4 categories of unequal
+    frequency; a gains more on the rarer categories."""
+    images = np.repeat(np.arange(100, 100 + num_images), rng.integers(1, 8, num_images))
+    labels = rng.choice([1, 2, 3, 4], len(images), p=[0.55, 0.25, 0.15, 0.05])
+    b = rng.random(len(images))
+    a = np.clip(b + rng.normal(0.01 * labels, 0.1), 0, 1)
+    return a, b, labels, images
+
+
+def _bootstrap_reference(a, b, labels, images, select, resamples, seed):
+    """The same resamples, drawn image by image and averaged with category_averaged."""
+    ids = np.unique(images)
+    draws = np.random.default_rng(seed).integers(0, len(ids), size=(resamples, len(ids)))
+    out = []
+    for row in draws:
+        idx = np.concatenate([np.flatnonzero((images == ids[i]) & select) for i in row])
+        if len(idx) == 0:  # left out
+            continue
+        out.append(metrics.category_averaged(a[idx], labels[idx]) - metrics.category_averaged(b[idx], labels[idx]))
+    return np.array(out)
+
+
+def test_bootstrap_difference_matches_an_image_by_image_reference():
+    rng = np.random.default_rng(3)
+    a, b, labels, images = _scores(rng)
+    select = rng.random(len(a)) < 0.6
+    got = metrics.bootstrap_difference(a, b, labels, images, select=select, resamples=300, seed=7)
+    ref = _bootstrap_reference(a, b, labels, images, select, 300, 7)
+    low, high = np.quantile(ref, [0.025, 0.975])
+    assert got["low"] == pytest.approx(low, abs=1e-12) and got["high"] == pytest.approx(high, abs=1e-12)
+    assert got["share_not_above_zero"] == pytest.approx(np.mean(ref <= 0))
+    expected = (metrics.category_averaged(a[select], labels[select])
+                - metrics.category_averaged(b[select], labels[select]))
+    assert got["difference"] == pytest.approx(expected, abs=1e-12)
+    assert got["low"] < got["difference"] < got["high"]
+    assert got["resamples_without_instances"] == 0
+    # the mean over categories, not over instances (which would weigh the frequent categories up)
+    assert abs(got["difference"] - (a[select] - b[select]).mean()) > 1e-3
+
+    select[images >= 102] = False  # only two images of 30 keep selected instances: some resamples draw none
+    got = metrics.bootstrap_difference(a, b, labels, images, select=select, resamples=300, seed=7)
+    ref = _bootstrap_reference(a, b, labels, images, select, 300, 7)
+    assert got["resamples_without_instances"] == 300 - len(ref) > 0
+    assert (got["low"], got["high"]) == pytest.approx(tuple(np.quantile(ref, [0.025, 0.975])), abs=1e-12)
+
+
+def test_bootstrap_difference_of_shifted_scores_is_the_shift_in_every_resample():
+    rng = np.random.default_rng(4)
+    a, b, labels, images = _scores(rng)
+    same = metrics.bootstrap_difference(b, b, labels, images, resamples=100)
+    assert same["difference"] == same["low"] == same["high"] == 0.0 and same["share_not_above_zero"] == 1.0
+    shifted = metrics.bootstrap_difference(b + 0.1, b, labels, images, resamples=100)
+    for key in ("difference", "low", "high"):
+        assert shifted[key] == pytest.approx(0.1, abs=1e-12)
+    assert shifted["share_not_above_zero"] == 0.0
+
+
+def test_bootstrap_interval_narrows_with_more_images_and_is_seeded():
+    rng = np.random.default_rng(5)
+    few = metrics.bootstrap_difference(*_scores(rng, 20), resamples=500)
+    many = metrics.bootstrap_difference(*_scores(rng, 2000), resamples=500)
+    assert many["high"] - many["low"] < (few["high"] - few["low"]) / 4
+    assert many["low"] > 0.0  # a true gain of 0.01-0.04 is found on 2000 images
+    args = _scores(np.random.default_rng(6))
+    assert metrics.bootstrap_difference(*args, seed=1) == metrics.bootstrap_difference(*args, seed=1)
+    assert metrics.bootstrap_difference(*args, seed=1)["low"] != metrics.bootstrap_difference(*args, seed=2)["low"]
+
+
+def test_bootstrap_difference_without_instances_and_bad_arguments():
+    a, b, labels, images = _scores(np.random.default_rng(8))
+    empty = metrics.bootstrap_difference(a, b, labels, images, select=np.zeros(len(a), bool))
+    assert empty["difference"] is None and empty["low"] is None
+    with pytest.raises(ValueError, match="same length"):
+        metrics.bootstrap_difference(a, b[:-1], labels, images)
+    with pytest.raises(ValueError, match="level"):
+        metrics.bootstrap_difference(a, b, labels, images, level=1.5)

@@ -99,19 +99,30 @@ def test_diagnosis_sorts_each_missed_object_by_its_first_reason():
     assert diagnose.miss_reason(0, gt, on_it, on_it, torch.tensor([floor])) == "visible mask IoU < 0.5"
 
 
-def test_bench_a3d_combines_the_protocol_files_only(tmp_path, monkeypatch):
+def test_bench_a3d_combines_the_protocol_files_only(tmp_path):
     bench = _script("bench_a3d", BENCHMARKS)
-    monkeypatch.setattr(bench, "RESULTS", tmp_path)
     row = {"miou": 0.6, "occluded_miou": 0.3, "matched_occluded_miou": 0.4, "visible_ap": {}, "amodal_ap": {},
            "per_category": {}, "images_per_s": 1.0}
     rows = {"a3d": row, "maskrcnn-amodal": {**row, "miou": 0.5}, "a3d-no-prior": row}
     (tmp_path / "a3d_end-to-end.json").write_text(json.dumps(
         {"results": rows, "a3d_stage_ms": {}, "arguments": {}, "machine": {}}))
     (tmp_path / "a3d_diagnosis.json").write_text(json.dumps({"results": {}}))  # another benchmark's file
-    bench.combine({m: tmp_path / "none.safetensors" for m in ("visible", "convex-hull", "maskrcnn-amodal", "orcnn")})
+
+    def scores(iou: float) -> dict:
+        return {"image_id": [1, 1, 2, 3], "category_id": [1, 2, 1, 1], "occlude_rate": [0.0, 0.3, 0.5, 0.0],
+                "amodal_iou": [iou] * 4, "occluded_iou": [iou / 2] * 4, "matched": [True] * 4}
+
+    (tmp_path / "a3d_end-to-end_instances.json").write_text(json.dumps(
+        {"a3d": scores(0.6), "maskrcnn-amodal": scores(0.5)}))  # none for a3d-no-prior
+    bench.combine(tmp_path, {m: tmp_path / "none.safetensors" for m in ("visible", "convex-hull", "maskrcnn-amodal",
+                                                                       "orcnn")})
     combined = json.loads((tmp_path / "a3d.json").read_text())
     assert list(combined["results"]) == ["end-to-end"]
-    assert combined["summary"]["end-to-end"]["a3d_minus_maskrcnn_miou"] == 10.0
+    summary = combined["summary"]["end-to-end"]
+    assert summary["a3d_minus_maskrcnn_miou"] == 10.0
+    assert list(summary["intervals"]) == ["a3d_minus_maskrcnn-amodal", "bootstrap"]
+    occluded = summary["intervals"]["a3d_minus_maskrcnn-amodal"]["occluded_miou"]
+    assert occluded["difference"] == occluded["low"] == occluded["high"] == 5.0
 
 
 def test_predict_threshold_replays_the_recorded_objects_by_score_or_objectness():

@@ -1,4 +1,5 @@
-"""Evaluation command: ``amodal3d evaluate`` (mIoU, occluded mIoU, occlusion bins, COCO mask AP)."""
+"""Evaluation commands: ``amodal3d evaluate`` (mIoU, occluded mIoU, occlusion bins, COCO mask AP) and
+``amodal3d compare`` (the difference of two results, with bootstrap intervals)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,19 @@ def register(sub, train_sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_evaluate)
 
+    p = sub.add_parser("compare", help="difference of two evaluation results, with bootstrap intervals",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="A minus B (mIoU, occluded mIoU) on the same ground truth, with a paired "
+                                   "bootstrap interval over images (docs/metrics.md). A and B are "
+                                   "amodal3d evaluate --json files.")
+    p.add_argument("a", metavar="A.json")
+    p.add_argument("b", metavar="B.json")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of the images")
+    p.add_argument("--level", type=float, default=0.95, help="coverage of the interval")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the comparison as JSON")
+    p.set_defaults(handler=cmd_compare)
+
 
 def cmd_evaluate(args) -> int:
     from amodal3d.errors import Amodal3dError
@@ -70,4 +84,20 @@ def cmd_evaluate(args) -> int:
     if args.markdown:
         atomic_write_bytes(args.markdown, markdown_table([result]).encode("utf-8"))
         print(args.markdown)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from amodal3d.errors import Amodal3dError
+    from amodal3d.evaluation.compare import compare_results, format_comparison, load_result
+    from amodal3d.io import atomic_write_json
+
+    if args.resamples < 1 or not 0.0 < args.level < 1.0:
+        raise Amodal3dError(f"--resamples must be >= 1 and --level in (0, 1), got {args.resamples}, {args.level}")
+    comparison = compare_results(load_result(args.a), load_result(args.b), names=(args.a, args.b),
+                                 resamples=args.resamples, level=args.level, seed=args.seed)
+    print(format_comparison(comparison))
+    if args.json:
+        atomic_write_json(args.json, comparison, indent=2)
+        print(args.json)
     return 0

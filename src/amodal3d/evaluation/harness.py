@@ -158,7 +158,9 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
     Returns a JSON-ready dict: ``method, protocol, split, data, num_images, num_instances,
     num_predictions, num_matched, categories, miou, occluded_miou, instance_miou, per_category,
     by_occlusion, amodal_ap, visible_ap, images_per_s`` (predictor time only), ``wall_images_per_s``,
-    ``seconds`` and the matching settings. mIoU values lie in [0, 1] (None when undefined)."""
+    ``seconds``, the matching settings and ``instances`` (per ground-truth instance: image_id,
+    category_id, occlude_rate, amodal_iou, occluded_iou, matched; for
+    :func:`amodal3d.evaluation.compare.compare_results`). mIoU values lie in [0, 1] (None when undefined)."""
     from amodal3d.data.dataset import load_annotation_file, read_image, resolve_image_path, split_paths
     from amodal3d.masks import decode_rle, encode_rle
 
@@ -178,7 +180,7 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
     for ann in data["annotations"]:
         by_image.setdefault(ann["image_id"], []).append(ann)
 
-    labels_all, rates_all, amodal_all, occluded_all, matched_all = [], [], [], [], []
+    labels_all, rates_all, amodal_all, occluded_all, matched_all, image_ids = [], [], [], [], [], []
     coco_images: list[dict] = []
     gt_amodal_coco, gt_visible_coco, dt_amodal_coco, dt_visible_coco = [], [], [], []
     num_predictions = 0
@@ -247,8 +249,9 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         amodal_all.append(amodal_iou)
         occluded_all.append(occluded_iou)
         matched_all.append(match >= 0)
-
         image_id = int(info["id"])
+        image_ids.append(np.full(len(eval_idx), image_id, np.int64))
+
         coco_images.append({"id": image_id, "height": h, "width": w})
         for i in range(len(anns)):
             common = {"image_id": image_id, "category_id": int(gt_labels[i]), "iscrowd": int(crowd[i])}
@@ -263,8 +266,9 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
 
     matched = cat(matched_all, bool)
-    summary = metrics.summarize(cat(labels_all, np.int64), cat(rates_all, np.float64),
-                                cat(amodal_all, np.float64), cat(occluded_all, np.float64), names, matched=matched)
+    labels, rates = cat(labels_all, np.int64), cat(rates_all, np.float64)
+    amodal, occluded = cat(amodal_all, np.float64), cat(occluded_all, np.float64)
+    summary = metrics.summarize(labels, rates, amodal, occluded, names, matched=matched)
     category_ids = list(names)
     amodal_ap = metrics.coco_mask_ap(coco_images, gt_amodal_coco, dt_amodal_coco, category_ids)
     visible_ap = metrics.coco_mask_ap(coco_images, gt_visible_coco, dt_visible_coco, category_ids)
@@ -286,6 +290,10 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         "images_per_s": n / predict_seconds if predict_seconds > 0 else None,
         "wall_images_per_s": n / wall if wall > 0 else None,
         "seconds": {"predictor": predict_seconds, "wall": wall},
+        "instances": {  # per ground-truth instance (crowd left out), for paired comparisons (compare.py)
+            "image_id": cat(image_ids, np.int64).tolist(), "category_id": labels.tolist(),
+            "occlude_rate": np.round(rates, 4).tolist(), "amodal_iou": np.round(amodal, 6).tolist(),
+            "occluded_iou": np.round(occluded, 6).tolist(), "matched": matched.tolist()},
         "matching": {"on": "identity" if protocol == "given-visible" else match_on,
                      "iou_threshold": iou_threshold,
                      "categories_must_agree": bool(match_categories) and protocol == "end-to-end"},

@@ -8,6 +8,7 @@ Masks are bool arrays ``(N, H, W)``; labels are int category ids ``(N,)``; ``occ
 - :func:`paired_iou`, :func:`instance_scores` — per-instance amodal and occluded-part IoU.
 - :func:`summarize` — per-category means, mIoU, occluded mIoU, occlusion bins.
 - :func:`coco_mask_ap` — COCO mask AP / AP50 / AP75 with pycocotools, from in-memory annotations.
+- :func:`bootstrap_difference` — a paired bootstrap over images of the difference of two methods' mIoU.
 """
 
 from __future__ import annotations
@@ -145,6 +146,64 @@ def category_averaged(values: np.ndarray, labels: np.ndarray) -> float | None:
     """Per-category mean, then the mean over categories present; None without instances."""
     means = category_means(values, labels)
     return float(np.mean([m for m, _ in means.values()])) if means else None
+
+
+def bootstrap_difference(a: np.ndarray, b: np.ndarray, labels: np.ndarray, images: np.ndarray,
+                         select: np.ndarray | None = None, resamples: int = 2000, level: float = 0.95,
+                         seed: int = 0) -> dict:
+    """Paired bootstrap of ``category_averaged(a) - category_averaged(b)`` over images.
+
+    ``a``, ``b`` (N,): two methods' scores of the same ground-truth instances; ``labels`` (N,) their
+    categories; ``images`` (N,) the image each belongs to (the unit that is resampled, since the
+    instances of one image are not independent); ``select`` (N,) bool: the instances averaged (e.g.
+    the occluded ones), while every image is drawn. Each resample draws as many images as there
+    are, with replacement, and averages over the categories present in it.
+
+    Returns ``difference`` (on the data as given), ``low``/``high`` (the central ``level`` interval of
+    the resampled differences), ``share_not_above_zero`` (the share of resamples with difference
+    <= 0), ``resamples``, ``level``, ``seed`` and ``resamples_without_instances`` (resamples that drew
+    no selected instance, left out); values None without selected instances."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    labels, images = np.asarray(labels, np.int64), np.asarray(images)
+    select = np.ones(len(a), bool) if select is None else np.asarray(select, bool)
+    if not (len(a) == len(b) == len(labels) == len(images) == len(select)):
+        raise ValueError("bootstrap_difference: a, b, labels, images and select must have the same length")
+    if resamples < 1 or not 0.0 < level < 1.0:
+        raise ValueError(f"bootstrap_difference: resamples must be >= 1 and level in (0, 1), got "
+                         f"{resamples}, {level}")
+    out = {"difference": None, "low": None, "high": None, "share_not_above_zero": None,
+           "resamples": resamples, "level": level, "seed": seed, "resamples_without_instances": resamples}
+    if not select.any():
+        return out
+    _, image_index = np.unique(images, return_inverse=True)
+    num_images = int(image_index.max()) + 1
+    _, category_index = np.unique(labels[select], return_inverse=True)
+    num_categories = int(category_index.max()) + 1
+    cell = image_index[select] * num_categories + category_index  # (image, category) of each instance
+    diff_sums = np.bincount(cell, weights=(a - b)[select], minlength=num_images * num_categories)
+    counts = np.bincount(cell, minlength=num_images * num_categories).astype(np.float64)
+    diff_sums = diff_sums.reshape(num_images, num_categories)
+    counts = counts.reshape(num_images, num_categories)
+
+    def averaged(times_drawn: np.ndarray) -> np.ndarray:
+        """(R, images) times each image is drawn -> (R,) category-averaged differences."""
+        n = times_drawn @ counts
+        present = n > 0
+        per_category = np.where(present, times_drawn @ diff_sums / np.maximum(n, 1.0), 0.0)
+        with np.errstate(invalid="ignore"):  # NaN for a resample without selected instances
+            return per_category.sum(1) / present.sum(1)
+
+    draws = np.random.default_rng(seed).integers(0, num_images, size=(resamples, num_images))
+    rows = np.repeat(np.arange(resamples), num_images)
+    times_drawn = np.bincount(rows * num_images + draws.ravel(),
+                              minlength=resamples * num_images).reshape(resamples, num_images).astype(np.float64)
+    diffs = averaged(times_drawn)
+    diffs = diffs[np.isfinite(diffs)]
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(diffs, [tail, 1.0 - tail])
+    out.update(difference=float(averaged(np.ones((1, num_images)))[0]), low=float(low), high=float(high),
+               share_not_above_zero=float(np.mean(diffs <= 0.0)), resamples_without_instances=resamples - len(diffs))
+    return out
 
 
 def summarize(labels: np.ndarray, occlude_rate: np.ndarray, amodal_iou: np.ndarray, occluded_iou: np.ndarray,
