@@ -53,8 +53,9 @@ def compare_results(a: dict, b: dict, names: tuple[str, str] = ("A", "B"), resam
 
     Both must score the same ground-truth instances (same data, split, image ids and categories, in
     order), else :class:`Amodal3dError` naming ``names``. Returns a JSON-ready dict: ``a``, ``b``
-    (method, protocol), ``split``, ``num_images``, ``num_instances`` and per figure the fields of
-    :func:`~amodal3d.evaluation.metrics.bootstrap_difference` (fractions, not percent)."""
+    (method, protocol and the figures as evaluated), ``split``, ``num_images``, ``num_instances`` and
+    per figure the fields of :func:`~amodal3d.evaluation.metrics.bootstrap_difference` (fractions, not
+    percent)."""
     cols_a, cols_b = _instances(a, names[0]), _instances(b, names[1])
     for key in ("data", "split", "num_images"):
         if a.get(key) != b.get(key):
@@ -69,8 +70,8 @@ def compare_results(a: dict, b: dict, names: tuple[str, str] = ("A", "B"), resam
         figures[figure] = metrics.bootstrap_difference(
             cols_a[column], cols_b[column], cols_a["category_id"], cols_a["image_id"],
             select=occluded if occluded_only else None, resamples=resamples, level=level, seed=seed)
-    return {"a": {"method": a.get("method"), "protocol": a.get("protocol")},
-            "b": {"method": b.get("method"), "protocol": b.get("protocol")},
+    return {"a": {key: a.get(key) for key in ("method", "protocol", *FIGURES)},
+            "b": {key: b.get(key) for key in ("method", "protocol", *FIGURES)},
             "split": a.get("split"), "num_images": a.get("num_images"),
             "num_instances": int(len(cols_a["image_id"])), **figures}
 
