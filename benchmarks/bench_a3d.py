@@ -91,9 +91,8 @@ def main() -> None:
                   f"  {result['images_per_s']:.2f} img/s", flush=True)
             if row == "a3d":
                 stage_ms[protocol] = predictor.stage_ms()
-        instances = {row: r.pop("instances") for row, r in results[protocol].items() if row in ("a3d", *COMPARED)}
-        for r in results[protocol].values():
-            r.pop("instances", None)
+        instances = {row: r.pop("instances") for row, r in results[protocol].items()}
+        instances = {row: scores for row, scores in instances.items() if row in ("a3d", *COMPARED)}
         path, instances_path = out / f"a3d_{protocol}.json", out / f"a3d_{protocol}_instances.json"
         if path.is_file():  # keep rows of other methods measured on the same images (an earlier --methods run)
             old = json.loads(path.read_text())
@@ -132,6 +131,7 @@ def intervals(rows: dict[str, dict], instances: dict[str, dict]) -> dict:
                      for key in ("difference", "low", "high")}
             | {"share_not_above_zero": comparison[figure]["share_not_above_zero"]}
             for figure in FIGURES}
+    if out:  # the settings of the last comparison, shared by all
         out["bootstrap"] = {key: comparison["miou"][key] for key in ("resamples", "level", "seed")} | {
             "unit": "image", "command": "amodal3d compare A.json B.json"}
     return out

@@ -88,12 +88,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from amodal3d.errors import Amodal3dError
     from amodal3d.evaluation.compare import compare_results, format_comparison, load_result
     from amodal3d.io import atomic_write_json
 
-    if args.resamples < 1 or not 0.0 < args.level < 1.0:
-        raise Amodal3dError(f"--resamples must be >= 1 and --level in (0, 1), got {args.resamples}, {args.level}")
     comparison = compare_results(load_result(args.a), load_result(args.b), names=(args.a, args.b),
                                  resamples=args.resamples, level=args.level, seed=args.seed)
     print(format_comparison(comparison))

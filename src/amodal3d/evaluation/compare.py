@@ -52,10 +52,12 @@ def compare_results(a: dict, b: dict, names: tuple[str, str] = ("A", "B"), resam
     """``a`` minus ``b`` for each figure of :data:`FIGURES`, with its bootstrap interval over images.
 
     Both must score the same ground-truth instances (same data, split, image ids and categories, in
-    order), else :class:`Amodal3dError` naming ``names``. Returns a JSON-ready dict: ``a``, ``b``
-    (method, protocol and the figures as evaluated), ``split``, ``num_images``, ``num_instances`` and
-    per figure the fields of :func:`~amodal3d.evaluation.metrics.bootstrap_difference` (fractions, not
-    percent)."""
+    order), else :class:`Amodal3dError` naming ``names`` (so does a bad ``resamples`` or ``level``).
+    Returns a JSON-ready dict: ``a``, ``b`` (method, protocol and the figures as evaluated), ``split``,
+    ``num_images``, ``num_instances`` and per figure the fields of
+    :func:`~amodal3d.evaluation.metrics.bootstrap_difference` (fractions, not percent)."""
+    if resamples < 1 or not 0.0 < level < 1.0:
+        raise Amodal3dError(f"resamples must be >= 1 and level in (0, 1), got {resamples}, {level}")
     cols_a, cols_b = _instances(a, names[0]), _instances(b, names[1])
     for key in ("data", "split", "num_images"):
         if a.get(key) != b.get(key):
