@@ -17,14 +17,13 @@ from amodal3d.cli import main
 from amodal3d.data.dataset import AmodalDataset
 from amodal3d.data.instances import InstanceRois
 from amodal3d.engine.config import to_dict
-from amodal3d.engine.weights import init_from, load_weights, save_weights
+from amodal3d.engine.weights import load_weights, save_weights
 from amodal3d.errors import WeightsError
 from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.masks import encode_rle
 from amodal3d.models.crop_head import WEIGHTS_KIND as CROP_HEAD_KIND
 from amodal3d.models.crop_head import CropHead, CropHeadConfig
 from amodal3d.models.refine import (
-    CONTEXT_LAYERS,
     RefineConfig,
     RefineNet,
     fuse_step1_amodal,
@@ -84,31 +83,6 @@ def test_refined_mask_keeps_the_visible_region_and_edge_band_is_a_ring():
     assert (output.amodal[0][roi[0, 3] > 0.5] == 1).all()
     band = prior_edge_band(prior, 2)[0]
     assert band[6, 15] == 1 and band[15, 15] == 0 and band[0, 0] == 0
-
-
-def test_context_scales_start_as_the_net_they_extend_and_see_the_whole_roi(tmp_path):
-    """A net with context scales, fine-tuned from a three-scale one, starts as that net (its new layers
-    enter through a zero 1x1 conv), and the new layers learn from the first step on."""
-    torch.manual_seed(0)
-    three = RefineNet(REFINE).eval()
-    save_weights(tmp_path / "three", three.state_dict(), "refine", to_dict(REFINE))
-    deep_config = RefineConfig(width=8, context_scales=2)
-    deep = RefineNet(deep_config)
-    with pytest.raises(WeightsError, match="missing: context"):
-        init_from(deep, tmp_path / "three.safetensors", "refine")  # only named new layers may be absent
-    init_from(deep, tmp_path / "three.safetensors", "refine", new_layers=CONTEXT_LAYERS)
-    x = {"x": torch.rand(2, 7, 64, 64)}
-    with torch.no_grad():
-        assert torch.equal(deep.eval()(x)[0].logits, three(x)[0].logits)
-    output, losses = deep.train()(x, {"amodal": (torch.rand(2, 64, 64) > 0.5).float()})
-    losses["loss_refine"].backward()
-    assert deep.context_out.weight.grad.abs().sum() > 0  # the zero conv itself gets a gradient
-    with torch.no_grad():
-        deep.context_out.weight.normal_(0, 0.1)
-        assert not torch.equal(deep.eval()(x)[0].logits, three(x)[0].logits)
-    save_weights(tmp_path / "deep", deep.state_dict(), "refine", to_dict(deep_config))
-    with pytest.raises(WeightsError, match="unexpected: context"):  # no silent drop of trained layers
-        init_from(RefineNet(REFINE), tmp_path / "deep.safetensors", "refine", new_layers=CONTEXT_LAYERS)
 
 
 def test_no_prior_ablation_differs_in_its_input_only():

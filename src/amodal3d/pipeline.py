@@ -30,7 +30,6 @@ from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.models.crop_head import STEM as CROP_HEAD_STEM
 from amodal3d.models.crop_head import crop_head_beside
 from amodal3d.models.refine import (
-    AMODAL_THRESHOLD,
     STEP1_FUSION_THRESHOLD,
     RefineNet,
     fuse_step1_amodal,
@@ -74,8 +73,7 @@ class AmodalSegmenter:
 
     def __init__(self, detector, shape: ShapePrior, refine: RefineNet | None = None, mode: str = "a3d",
                  device: str | torch.device = "cpu", occluder_constraint: bool = True, fit_steps: int = 0,
-                 detector_amodal: bool = True, step1_fusion: float | None = STEP1_FUSION_THRESHOLD,
-                 amodal_threshold: float = AMODAL_THRESHOLD):
+                 detector_amodal: bool = True, step1_fusion: float | None = STEP1_FUSION_THRESHOLD):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
         if fit_steps < 0:
@@ -93,7 +91,6 @@ class AmodalSegmenter:
         # (not in prior-only, which shows the prior alone)
         self.detector_amodal = detector_amodal and mode != "prior-only"
         self.step1_fusion = step1_fusion  # None: join step 1's amodal masks instead (the earlier rule)
-        self.amodal_threshold = amodal_threshold  # on steps 2-5's probabilities when step 1's are not weighed in
         self.name = mode if occluder_constraint or mode not in REFINE_MODES else f"{mode}-unconstrained"
         self.timings: dict[str, float] = defaultdict(float)
 
@@ -202,7 +199,7 @@ class AmodalSegmenter:
             amodal = fuse_step1_amodal(amodal, torch.from_numpy(step1_probs).to(self.device).float(),
                                        self.step1_fusion)
         else:
-            amodal = amodal > self.amodal_threshold
+            amodal = amodal > 0.5
         prior_masks = paste(shape_out.prior, rois, height, width) > 0.5
         if self.mode in REFINE_MODES and self.occluder_constraint:
             amodal = hidden_under_occluders(amodal, visible)

@@ -138,13 +138,10 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], s
             value.copy_(state[key].to(value.dtype))
 
 
-def init_from(module: torch.nn.Module, path: str | Path, kind: str, new_layers: tuple[str, ...] = ()) -> None:
-    """Start ``module`` from trained weights of ``kind`` (fine-tuning): every tensor must match, except
-    that the tensors of ``new_layers`` (name prefixes, e.g. ``"context."``) may be absent from the
-    weights: those layers keep their fresh initialisation."""
+def init_from(module: torch.nn.Module, path: str | Path, kind: str) -> None:
+    """Start ``module`` from trained weights of ``kind`` (fine-tuning): every tensor must match."""
     state, _ = load_weights(path, kind)
-    fresh = {k: v for k, v in module.state_dict().items() if k not in state and k.startswith(new_layers)}
-    load_state_strict(module, {**state, **fresh}, path)
+    load_state_strict(module, state, path)
 
 
 def load_model(path: str | Path, kind: str, build, config_class: type, device: str | torch.device = "cpu"):

@@ -20,7 +20,6 @@ from torch import nn
 from amodal3d.models.roi import other_instances
 
 REFINE_CHANNELS = 7  # RGB, visible, prior, occluder, inside
-CONTEXT_LAYERS = ("context.", "context_out.")  # what a net with context scales adds to a three-scale one
 
 
 @dataclass(frozen=True)
@@ -32,17 +31,11 @@ class RefineConfig:
     edge_band: int = 3               # half width of that band in ROI pixels
     prior_fit_steps: int = 0         # render-and-compare steps fitting the prior's camera to the visible
                                      # mask (shape.fit_to_visible), in training and at inference
-    context_scales: int = 0          # coarser scales below the deepest (each /2, 4 x width channels), summed
-                                     # top-down into it through a zero-initialised 1x1 conv: context from
-                                     # the whole ROI (0: the three-scale net of the first releases)
 
 
 # end to end, steps 2-5's amodal probabilities and the step-1 amodal head's are averaged and
 # thresholded here (fuse_step1_amodal; chosen on the validation split, README "End to end")
 STEP1_FUSION_THRESHOLD = 0.35
-# otherwise (given visible masks, or without step 1's amodal head) steps 2-5's own probabilities are
-# thresholded here
-AMODAL_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -96,12 +89,8 @@ def _conv(cin: int, cout: int) -> nn.Sequential:
 
 
 class RefineNet(nn.Module):
-    """A small U-Net (three scales, plus ``context_scales`` coarser ones that only feed the deepest).
-    ``forward(inputs, targets=None) -> (RefineOutput, losses)`` with ``inputs = {"x": (B, 7, S, S)}`` from
-    :func:`refine_inputs` and ``targets = {"amodal": (B, S, S)}``. The three-scale net's convolutions see
-    about 40 of a 64-pixel ROI around each pixel; the context scales let a hidden pixel see the whole ROI. Their
-    output enters through ``context_out``, zero at initialisation, so a net fine-tuned from a three-scale
-    one starts as that net (``init_from(..., new_layers=CONTEXT_LAYERS)``)."""
+    """A small U-Net (three scales). ``forward(inputs, targets=None) -> (RefineOutput, losses)`` with
+    ``inputs = {"x": (B, 7, S, S)}`` from :func:`refine_inputs` and ``targets = {"amodal": (B, S, S)}``."""
 
     def __init__(self, config: RefineConfig = RefineConfig()):
         super().__init__()
@@ -110,23 +99,6 @@ class RefineNet(nn.Module):
         self.enc1, self.enc2, self.enc3 = _conv(REFINE_CHANNELS, w), _conv(w, 2 * w), _conv(2 * w, 4 * w)
         self.dec2, self.dec1 = _conv(6 * w, 2 * w), _conv(3 * w, w)
         self.out = nn.Conv2d(w, 1, 1)
-        self.context = nn.ModuleList(_conv(4 * w, 4 * w) for _ in range(config.context_scales))
-        if config.context_scales:
-            self.context_out = nn.Conv2d(4 * w, 4 * w, 1)
-            nn.init.zeros_(self.context_out.weight)
-            nn.init.zeros_(self.context_out.bias)
-
-    def with_context(self, e3: torch.Tensor) -> torch.Tensor:
-        """(B, 4w, s, s) deepest features -> the same plus the top-down sum of the coarser scales."""
-        if not self.config.context_scales:
-            return e3
-        scales = [e3]
-        for layer in self.context:
-            scales.append(layer(F.max_pool2d(scales[-1], 2)))
-        top = scales[-1]
-        for finer in reversed(scales[1:-1]):
-            top = finer + F.interpolate(top, size=finer.shape[-2:])
-        return e3 + self.context_out(F.interpolate(top, size=e3.shape[-2:], mode="bilinear", align_corners=False))
 
     def forward(self, inputs: dict, targets: dict | None = None) -> tuple[RefineOutput, dict]:
         x = inputs["x"]
@@ -135,7 +107,7 @@ class RefineNet(nn.Module):
             x = torch.cat([x[:, :4], torch.zeros_like(x[:, 4:5]), x[:, 5:]], dim=1)
         e1 = self.enc1(x)
         e2 = self.enc2(F.max_pool2d(e1, 2))
-        e3 = self.with_context(self.enc3(F.max_pool2d(e2, 2)))
+        e3 = self.enc3(F.max_pool2d(e2, 2))
         d2 = self.dec2(torch.cat([F.interpolate(e3, scale_factor=2.0), e2], 1))
         d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0), e1], 1))
         logits = self.out(d1)[:, 0]

@@ -21,7 +21,7 @@ from amodal3d.engine.trainer import TrainConfig, Trainer
 from amodal3d.engine.weights import config_digest, init_from, load_model
 from amodal3d.io import atomic_write_bytes
 from amodal3d.models.crop_head import jitter_boxes, load_crop_head, read_visible
-from amodal3d.models.refine import CONTEXT_LAYERS, RefineConfig, RefineNet, refine_inputs
+from amodal3d.models.refine import RefineConfig, RefineNet, refine_inputs
 from amodal3d.models.shape import ShapePrior, with_fitted_camera
 from amodal3d.models.shape_train import collate_rois, load_shape_prior
 
@@ -112,9 +112,8 @@ def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, e
     """Train (or resume) the refinement net on the priors of ``shape_weights``; writes
     ``OUT/model.safetensors`` + ``model.json``. Returns the weights path. ``visible_from``: train on
     the visible masks this crop head predicts (step 1's kind of input) instead of the true ones.
-    ``init``: start from a trained refinement net of the same configuration, or of the same one without
-    context scales (those start at zero: the net starts as ``init``); a checkpoint in ``out`` takes
-    precedence."""
+    ``init``: start from a trained refinement net of the same configuration (fine-tuning); a checkpoint
+    in ``out`` takes precedence."""
     info = init_distributed(device)
     try:
         dataset = PriorRois(data, split, shape_weights, experiment.model.prior_fit_steps, progress and info.is_main,
@@ -122,7 +121,7 @@ def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, e
         seed_everything(experiment.train.seed)
         model = RefineNet(experiment.model)
         if init is not None:
-            init_from(model, init, WEIGHTS_KIND, new_layers=CONTEXT_LAYERS)
+            init_from(model, init, WEIGHTS_KIND)
         run_config = {"model": to_dict(experiment.model), "train": to_dict(experiment.train), "data": str(data),
                       "shape_weights": str(shape_weights),
                       "visible_from": None if visible_from is None else str(visible_from),
