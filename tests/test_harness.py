@@ -358,5 +358,7 @@ def test_cli_compare_names_the_file_and_the_problem(tiny_dataset, tmp_path, caps
     (tmp_path / "bad.json").write_text("{")
     assert cli.main(["compare", str(tmp_path / "bad.json"), str(one)]) == 2
     assert f"{tmp_path / 'bad.json'}: not a JSON file" in capsys.readouterr().err
+    assert cli.main(["compare", str(one), str(one), "--level", "95"]) == 2
+    assert "level in (0, 1), got 2000, 95.0" in capsys.readouterr().err
     assert cli.main(["compare", str(tmp_path / "missing.json"), str(one)]) == 2
     assert "missing.json: cannot read" in capsys.readouterr().err

@@ -56,8 +56,6 @@ def compare_results(a: dict, b: dict, names: tuple[str, str] = ("A", "B"), resam
     Returns a JSON-ready dict: ``a``, ``b`` (method, protocol and the figures as evaluated), ``split``,
     ``num_images``, ``num_instances`` and per figure the fields of
     :func:`~amodal3d.evaluation.metrics.bootstrap_difference` (fractions, not percent)."""
-    if resamples < 1 or not 0.0 < level < 1.0:
-        raise Amodal3dError(f"resamples must be >= 1 and level in (0, 1), got {resamples}, {level}")
     cols_a, cols_b = _instances(a, names[0]), _instances(b, names[1])
     for key in ("data", "split", "num_images"):
         if a.get(key) != b.get(key):
@@ -68,10 +66,13 @@ def compare_results(a: dict, b: dict, names: tuple[str, str] = ("A", "B"), resam
                             f"(their image ids or categories differ)")
     occluded = cols_a["occlude_rate"] >= metrics.OCCLUDED_MIN_RATE
     figures = {}
-    for figure, (column, occluded_only) in FIGURES.items():
-        figures[figure] = metrics.bootstrap_difference(
-            cols_a[column], cols_b[column], cols_a["category_id"], cols_a["image_id"],
-            select=occluded if occluded_only else None, resamples=resamples, level=level, seed=seed)
+    try:  # the lists are checked above, so a ValueError here is a bad resamples or level
+        for figure, (column, occluded_only) in FIGURES.items():
+            figures[figure] = metrics.bootstrap_difference(
+                cols_a[column], cols_b[column], cols_a["category_id"], cols_a["image_id"],
+                select=occluded if occluded_only else None, resamples=resamples, level=level, seed=seed)
+    except ValueError as error:
+        raise Amodal3dError(str(error).removeprefix("bootstrap_difference: ")) from None
     return {"a": {key: a.get(key) for key in ("method", "protocol", *FIGURES)},
             "b": {key: b.get(key) for key in ("method", "protocol", *FIGURES)},
             "split": a.get("split"), "num_images": a.get("num_images"),
