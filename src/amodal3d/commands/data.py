@@ -14,7 +14,8 @@ def register(sub, train_sub) -> None:
     p.add_argument("--category", required=True, choices=CATEGORY_NAMES)
     p.add_argument("--n", type=int, default=16, help="number of meshes")
     p.add_argument("--shapes", default="procedural", help="'procedural' or a ShapeNetCore / mesh folder")
-    p.add_argument("--split", default="train")
+    p.add_argument("--split", default=None, help="split whose meshes to show (default: --shapes-split, or train)")
+    p.add_argument("--shapes-split", default=None, metavar="SPLIT", help="every mesh of the folder in SPLIT")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="shapes.png", help="PNG to write")
     p.set_defaults(handler=cmd_shapes)
@@ -28,6 +29,9 @@ def register(sub, train_sub) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shapes", default="procedural", help="'procedural' or a ShapeNetCore / mesh folder")
+    p.add_argument("--shapes-split", default=None, metavar="SPLIT",
+                   help="put every mesh of the --shapes folder in SPLIT (a collection for evaluation only); "
+                        "default: a hash of each mesh's path splits them 80/5/15 into train/val/test")
     p.add_argument("--shard", default="0/1", help="i/n: render only every n-th shard from i (cluster use)")
     p.add_argument("--shard-size", type=int, default=50, help="images per resumable shard")
     p.add_argument("--save-meshes", action="store_true", help="also write each mesh used as OBJ")
@@ -61,10 +65,11 @@ def cmd_shapes(args) -> int:
     from amodal3d.data.meshes import open_mesh_source
     from amodal3d.data.preview import contact_sheet
 
-    source = open_mesh_source(args.shapes, seed=args.seed)
-    ids = source.mesh_ids(args.category, args.split)[: args.n]
+    source = open_mesh_source(args.shapes, seed=args.seed, only_split=args.shapes_split)
+    split = args.split or args.shapes_split or "train"
+    ids = source.mesh_ids(args.category, split)[: args.n]
     if not ids:
-        raise DataError(f"{args.shapes}: no {args.category} meshes in split {args.split}")
+        raise DataError(f"{args.shapes}: no {args.category} meshes in split {split}")
     meshes = [source.load(i) for i in ids]
     labels = [f"{i.rsplit('/', 1)[-1]} {m.metadata.get('variant', '')}" for i, m in zip(ids, meshes)]
     print(contact_sheet(meshes, labels, args.out))
@@ -93,6 +98,7 @@ def cmd_generate(args) -> int:
     except (ValueError, AssertionError):
         raise DataError(f"--shard: expected i/n with 0 <= i < n, got {args.shard!r}") from None
     config = GenerateConfig(out=args.out, splits=parse_splits(args.split), seed=args.seed, shapes=args.shapes,
+                            shapes_split=args.shapes_split,
                             shard_size=args.shard_size, save_meshes=args.save_meshes,
                             scene=SceneConfig(size=args.size, min_objects=lo, max_objects=hi))
     files = generate(config, workers=args.workers, shard=(index, count), progress=not args.quiet)

@@ -37,6 +37,7 @@ class GenerateConfig:
     splits: dict[str, int]
     seed: int = 0
     shapes: str = "procedural"
+    shapes_split: str | None = None  # every mesh of a --shapes folder in this split
     shard_size: int = 50
     save_meshes: bool = False
     scene: SceneConfig = field(default_factory=SceneConfig)
@@ -45,6 +46,8 @@ class GenerateConfig:
         """What must match for a run to resume into an existing ``out``."""
         config = asdict(self)
         config.pop("out")
+        if config["shapes_split"] is None:  # datasets generated before the option resume unchanged
+            config.pop("shapes_split")
         config["scene"] = {k: list(v) if isinstance(v, tuple) else v for k, v in config["scene"].items()}
         return config
 
@@ -115,7 +118,7 @@ def _init_worker(config: GenerateConfig) -> None:
 
     torch.set_num_threads(1)
     _WORKER["config"] = config
-    _WORKER["source"] = open_mesh_source(config.shapes, seed=config.seed)
+    _WORKER["source"] = open_mesh_source(config.shapes, seed=config.seed, only_split=config.shapes_split)
 
 
 def _run_shard(shard: Shard) -> dict:
@@ -174,10 +177,15 @@ def generate(config: GenerateConfig, workers: int = 1, shard: tuple[int, int] = 
     """Generate (or resume) the dataset. ``shard=(i, n)`` renders only shards ``k`` with ``k % n == i``
     (one part per machine of a cluster); the split files are merged by whichever run finds every
     shard done. Returns the annotation file of each split, or None where shards are missing."""
+    others = sorted(set(config.splits) - {config.shapes_split}) if config.shapes_split else []
+    if others:
+        raise DataError(f"--shapes-split {config.shapes_split} puts every mesh in {config.shapes_split}: "
+                        f"split(s) {', '.join(others)} would have none; generate {config.shapes_split} only")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     check_fingerprint(config)
-    open_mesh_source(config.shapes, seed=config.seed)  # fail early and clearly on a bad --shapes
+    # fail early and clearly on a bad --shapes
+    open_mesh_source(config.shapes, seed=config.seed, only_split=config.shapes_split)
     shards = plan_shards(config)
     mine = [s for k, s in enumerate(shards) if k % shard[1] == shard[0]]
     remove_stale_temporaries(out, mine, everything=shard[1] == 1)

@@ -83,13 +83,15 @@ class MeshSource:
     """A collection of meshes per category and split. ``kind`` is ``procedural`` or ``files``.
 
     For ``files``, ``files[category]`` lists the mesh files; a mesh's split comes from a hash of its
-    path relative to ``root`` (train 80%, val 5%, test 15%). For ``procedural``, each split owns its
-    own pool of ``pool[split]`` seeds per category, so no mesh is shared between splits."""
+    path relative to ``root`` (train 80%, val 5%, test 15%), or is ``only_split`` for every mesh (a
+    collection kept for evaluation). For ``procedural``, each split owns its own pool of
+    ``pool[split]`` seeds per category, so no mesh is shared between splits."""
 
     kind: str
     root: Path | None = None
     files: dict[str, list[Path]] = field(default_factory=dict)
     seed: int = 0
+    only_split: str | None = None
     pool: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PROCEDURAL_POOL))
     _cache: dict[str, trimesh.Trimesh] = field(default_factory=dict, repr=False)
     _broken: set[str] = field(default_factory=set, repr=False)
@@ -105,7 +107,8 @@ class MeshSource:
             count = self.pool.get(split, DEFAULT_PROCEDURAL_POOL["test"])
             return [f"procedural/{category}/{split}/{i:04d}" for i in range(count)]
         ids = [str(p.relative_to(self.root)) for p in self.files.get(category, [])]
-        return [i for i in ids if _split_of(i) == split and i not in self._broken]
+        in_split = (lambda i: split == self.only_split) if self.only_split else (lambda i: _split_of(i) == split)
+        return [i for i in ids if in_split(i) and i not in self._broken]
 
     def load(self, mesh_id: str) -> trimesh.Trimesh:
         """The normalised mesh of ``mesh_id`` (cached). Raises :class:`MeshError` for a broken file."""
@@ -138,11 +141,15 @@ def _category_of_folder(name: str) -> str | None:
     return name if name in CATEGORY_NAMES else None
 
 
-def open_mesh_source(spec: str | Path, seed: int = 0) -> MeshSource:
+def open_mesh_source(spec: str | Path, seed: int = 0, only_split: str | None = None) -> MeshSource:
     """``"procedural"`` or a folder: a ShapeNetCore v1/v2 root (synset folders holding
     ``<model>/models/model_normalized.obj`` or ``<model>/model.obj``) or a folder with one sub-folder
-    of mesh files per category name. Raises :class:`MeshError` when no usable mesh is found."""
+    of mesh files per category name. ``only_split`` puts every mesh of a folder in that split.
+    Raises :class:`MeshError` when no usable mesh is found."""
     if str(spec) == "procedural":
+        if only_split:
+            raise MeshError("--shapes-split applies to a mesh folder, not to procedural meshes "
+                            "(their splits are disjoint pools already)")
         return MeshSource(kind="procedural", seed=seed)
     root = Path(spec)
     if not root.is_dir():
@@ -160,4 +167,4 @@ def open_mesh_source(spec: str | Path, seed: int = 0) -> MeshSource:
         known = ", ".join(CATEGORY_NAMES)
         raise MeshError(f"{root}: no mesh files found: expected ShapeNet synset folders or one folder per "
                         f"category ({known}) holding {'/'.join(MESH_EXTENSIONS)} files")
-    return MeshSource(kind="files", root=root, files=files, seed=seed)
+    return MeshSource(kind="files", root=root, files=files, seed=seed, only_split=only_split)
