@@ -509,3 +509,17 @@ def test_demo_scores_more_scenes_than_it_draws(tmp_path, capsys):
         assert 0.0 < miou <= 100.0
     with Image.open(tmp_path / "demo" / "demo.png") as figure:
         assert figure.width > 4 * figure.height  # one row of five panels
+
+
+def test_demo_runs_on_a_mesh_folder(tmp_path, capsys):
+    import trimesh
+
+    (tmp_path / "meshes" / "dresser").mkdir(parents=True)
+    for k in range(2):  # by the hash of their paths box0 falls in train, box1 in test
+        trimesh.creation.box(extents=(1.0, 0.6 + 0.2 * k, 0.5)).export(tmp_path / "meshes" / "dresser" / f"box{k}.obj")
+    args = ["demo", "--out", str(tmp_path / "demo"), "--n", "1", "--scored", "1", "--shapes", str(tmp_path / "meshes")]
+    assert main(args + ["--shapes-split", "val"]) == 0
+    assert "meshes, split val" in capsys.readouterr().out and (tmp_path / "demo" / "demo.png").is_file()
+    (tmp_path / "meshes" / "dresser" / "box1.obj").unlink()
+    assert main(args) == 2  # its test split is empty now
+    assert "no meshes in split test (give --shapes-split test" in capsys.readouterr().err

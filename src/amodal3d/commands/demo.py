@@ -15,6 +15,10 @@ def register(sub, train_sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="cpu-small", help="built-in model name or pipeline folder")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--shapes", default="procedural",
+                   help="'procedural' (test-pool meshes) or a ShapeNetCore / mesh folder (its test meshes)")
+    p.add_argument("--shapes-split", default=None, metavar="SPLIT",
+                   help="with a mesh folder: draw from every one of its meshes (see generate --shapes-split)")
     p.set_defaults(handler=cmd_demo)
 
 
@@ -28,6 +32,7 @@ def cmd_demo(args) -> int:
     from amodal3d.data.meshes import open_mesh_source
     from amodal3d.data.preview import shaded_view
     from amodal3d.data.scene import SceneConfig, render_scene
+    from amodal3d.errors import DataError
     from amodal3d.evaluation import metrics
     from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD
     from amodal3d.evaluation.predictor import GivenVisible
@@ -40,13 +45,16 @@ def cmd_demo(args) -> int:
     # scored as amodal3d evaluate scores (every object step 1 proposes); drawn as predict keeps them
     segmenter = AmodalSegmenter.from_pretrained(args.weights, device=args.device, keep_by="objectness",
                                                 score_threshold=EVAL_SCORE_THRESHOLD)
-    source = open_mesh_source("procedural", seed=args.seed)
+    source = open_mesh_source(args.shapes, seed=args.seed, only_split=args.shapes_split)
+    split = args.shapes_split or "test"
+    if not any(source.mesh_ids(c, split) for c in source.categories):
+        raise DataError(f"{args.shapes}: no meshes in split {split} (give --shapes-split {split} to use them all)")
     names = lambda labels: [CATEGORY_NAMES[int(c) - 1] for c in labels]  # noqa: E731
     tiles, captions, labels, occlusion = [], [], [], []
     scores = {"end-to-end": ([], []), "given-visible": ([], [])}  # (amodal IoU, hidden-part IoU) per instance
     scenes = max(args.n, args.scored)
     for i in range(scenes):
-        scene = render_scene(np.random.default_rng([args.seed, i]), source, "test", SceneConfig())
+        scene = render_scene(np.random.default_rng([args.seed, i]), source, split, SceneConfig())
         anns = scene.annotations
         gt_visible = np.stack([decode_rle(a["visible_segm"]) for a in anns])
         gt_amodal = np.stack([decode_rle(a["amodal_segm"]) for a in anns])
@@ -85,7 +93,8 @@ def cmd_demo(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
         atomic_save_image(panels[2], out / f"scene_{i}_amodal.png")
     grid(tiles, 5, out / "demo.png", captions)
-    print(f"amodal3d demo: {scenes} generated scenes, {len(labels)} instances (meshes unseen "
+    meshes = "procedural test meshes" if args.shapes == "procedural" else f"{args.shapes} meshes, split {split}"
+    print(f"amodal3d demo: {scenes} generated scenes, {len(labels)} instances ({meshes}, unseen "
           f"in training), model {args.weights}; scored as amodal3d evaluate scores, drawn as predict keeps "
           f"objects (score >= {DEFAULT_SCORE_THRESHOLD})")
     for protocol, (amodal_iou, hidden_iou) in scores.items():
