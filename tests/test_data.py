@@ -19,7 +19,7 @@ from amodal3d.cli import main
 from amodal3d.data import generate as generate_module
 from amodal3d.data.dataset import AmodalDataset, load_annotation_file
 from amodal3d.data.generate import generate
-from amodal3d.data.meshes import load_mesh_file, open_mesh_source
+from amodal3d.data.meshes import load_mesh_file, open_mesh_source, shapenet_front_yaw
 from amodal3d.data.raycast import raycast_scene
 from amodal3d.data.readers import convert
 from amodal3d.data.scene import SceneConfig, render_scene
@@ -320,3 +320,32 @@ def test_shapes_split_puts_every_mesh_of_a_folder_in_one_split(tmp_path):
         generate(dataclasses.replace(config, out=str(tmp_path / "bad"), splits={"train": 2, "test": 2}),
                  workers=1, progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def _box_with_a_nose(direction) -> trimesh.Trimesh:
+    """A unit box with a spike along ``direction``: the spike's tip marks the mesh's front."""
+    box = trimesh.creation.box()
+    tip = 1.5 * np.asarray(direction, float)
+    side = 0.2 * (1 - np.abs(tip) / 1.5)  # across the spike
+    nose = trimesh.Trimesh([tip, side, -side], [[0, 1, 2]], process=False)
+    return trimesh.util.concatenate([box, nose])
+
+
+def test_shapenet_roots_are_turned_into_the_object_frame(tmp_path):
+    """ShapeNetCore v2 faces -Z and v1 +X (their READMEs); the data engine turns both to face +Z and
+    leaves the meshes of a per-category folder as they are."""
+    layouts = {"v2/02691156/m2/models/model_normalized.obj": [0, 0, -1], "v1/02691156/m1/model.obj": [1, 0, 0],
+               "plain/airplane/m0.obj": [0, 0, 1]}
+    for path, front in layouts.items():
+        (tmp_path / path).parent.mkdir(parents=True)
+        _box_with_a_nose(front).export(tmp_path / path)
+    (tmp_path / "v2/02691156/m2/models/unused_part.obj").write_text("v 0 0 9\nv 0 1 9\nv 1 0 9\nf 1 2 3\n")
+    (tmp_path / "v2/02691156/m2/models/model_normalized.json").write_text("{}")
+    for root in ("v2", "v1", "plain"):
+        source = open_mesh_source(tmp_path / root, only_split="test")
+        [mesh_id] = source.mesh_ids("airplane", "test")  # ShapeNet's helper files are not meshes of their own
+        vertices = source.load(mesh_id).vertices
+        nose = vertices[8] - vertices[:8].mean(axis=0)  # the tip (vertex 8) from the box's centre
+        assert np.allclose(nose / np.linalg.norm(nose), [0, 0, 1], atol=1e-6), (root, nose)
+    assert shapenet_front_yaw("02691156/m/models/model_normalized.obj") == 180.0
+    assert shapenet_front_yaw("airplane/model.obj") == 0.0  # not under a synset folder: the user's own frame

@@ -5,8 +5,9 @@ ground truth of the data engine and the differentiable renderer agree by constru
 
 Conventions
 -----------
-* Object frame (ShapeNetCore v2 ``model_normalized``): +Y up, the object's front faces +Z,
-  centred at the origin, bounding-box diagonal 1.
+* Object frame: +Y up, the object's front faces +Z, centred at the origin, bounding-box diagonal 1
+  (the axes of ShapeNetCore v2 ``model_normalized``, whose front faces -Z; the data engine turns
+  ShapeNetCore v1 and v2 meshes into this frame).
 * Viewpoint ``(azimuth, elevation, distance)`` in degrees / object units: the camera centre is
   ``distance * (cos(el) sin(az), sin(el), cos(el) cos(az))`` in the object frame, the camera looks at
   the object origin with world-up +Y. Azimuth 0 looks at the front, 90 at the object's +X side.

@@ -1,7 +1,9 @@
 """Where the data engine's meshes come from: procedural generators, a ShapeNetCore root, or a folder
-of mesh files per category. Every source hands out meshes in the ShapeNetCore v2 frame (see
-:mod:`amodal3d.geometry`), normalised to a centred unit bounding-box diagonal, with
-``metadata["part_ids"]`` (F,) for per-part colours, and splits that are disjoint by mesh."""
+of mesh files per category. Every source hands out meshes in the object frame of
+:mod:`amodal3d.geometry` (+Y up, front to +Z), normalised to a centred unit bounding-box diagonal, with
+``metadata["part_ids"]`` (F,) for per-part colours, and splits that are disjoint by mesh. ShapeNetCore
+meshes are turned into that frame from their own (:data:`SHAPENET_FRONT_YAW_DEG`); the meshes of
+other folders are taken to be in it already."""
 
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ MESH_EXTENSIONS = (".obj", ".ply", ".off", ".glb", ".gltf", ".stl")
 # Fractions of a real mesh collection assigned to each split (by a stable hash of the mesh id).
 REAL_SPLIT_FRACTIONS = (("train", 0.80), ("val", 0.05), ("test", 0.15))
 DEFAULT_PROCEDURAL_POOL = {"train": 150, "val": 15, "test": 40}
+# ShapeNetCore's frames, from its READMEs: v2 (model_normalized.obj) +Y up, front -Z; v1 (model.obj) +Y up,
+# front +X. The turn about +Y (degrees, right-handed) that brings each front to +Z:
+SHAPENET_FRONT_YAW_DEG = {"model_normalized.obj": 180.0, "model.obj": -90.0}
 
 
 def seed_from(*parts: object) -> int:
@@ -64,6 +69,23 @@ def load_mesh_file(path: str | Path) -> trimesh.Trimesh:
     check_mesh(mesh, str(path))
     mesh = normalize_mesh(mesh)
     mesh.metadata["part_ids"] = part_ids[: len(mesh.faces)]
+    return mesh
+
+
+def shapenet_front_yaw(mesh_id: str) -> float:
+    """The turn about +Y (degrees) that brings the front of ``mesh_id`` (a path relative to a mesh root)
+    to +Z: that of ShapeNetCore v1 or v2 for ``<synset>/.../model.obj`` or ``.../model_normalized.obj``
+    under a ShapeNet synset folder, 0 for every other file."""
+    parts = Path(mesh_id).parts
+    if len(parts) < 2 or parts[0] not in SYNSET_TO_NAME:
+        return 0.0
+    return SHAPENET_FRONT_YAW_DEG.get(parts[-1], 0.0)
+
+
+def turn_about_y(mesh: trimesh.Trimesh, yaw_deg: float) -> trimesh.Trimesh:
+    """``mesh`` turned by ``yaw_deg`` about +Y in place (its metadata kept); returns it."""
+    if yaw_deg:
+        mesh.apply_transform(trimesh.transformations.rotation_matrix(np.deg2rad(yaw_deg), [0.0, 1.0, 0.0]))
     return mesh
 
 
@@ -123,7 +145,8 @@ class MeshSource:
                 self._cache[mesh_id] = generate_mesh(category, rng)
             else:
                 try:
-                    self._cache[mesh_id] = load_mesh_file(self.root / mesh_id)
+                    mesh = load_mesh_file(self.root / mesh_id)
+                    self._cache[mesh_id] = turn_about_y(mesh, shapenet_front_yaw(mesh_id))
                 except MeshError as error:
                     self._broken.add(mesh_id)
                     warnings.warn(f"skipping a broken mesh: {error}", stacklevel=2)
