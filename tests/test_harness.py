@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -362,3 +363,32 @@ def test_cli_compare_names_the_file_and_the_problem(tiny_dataset, tmp_path, caps
     assert "level in (0, 1), got 2000, 95.0" in capsys.readouterr().err
     assert cli.main(["compare", str(tmp_path / "missing.json"), str(one)]) == 2
     assert "missing.json: cannot read" in capsys.readouterr().err
+
+
+def test_given_visible_hands_over_only_this_models_categories(tiny_dataset, tmp_path):
+    """Given-visible, the ground truth's category ids reach the predictor only when the dataset names
+    them as this project does; otherwise (COCOA, KINS, class-agnostic) the predictor gets
+    UNKNOWN_CATEGORY and names each instance itself. Scoring uses the ground truth's categories either way."""
+    from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY
+
+    class Recording(VisibleAsAmodal):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def predict(self, image, given=None):
+            self.seen.append(np.asarray(given.labels).copy())
+            return super().predict(image, given)
+
+    renamed = tmp_path / "renamed"
+    shutil.copytree(tiny_dataset, renamed)
+    path = renamed / "annotations" / "test.json"
+    data = json.loads(path.read_text())
+    data["categories"] = [{**c, "name": f"thing {c['id']}"} for c in data["categories"]]
+    path.write_text(json.dumps(data))
+    ours, theirs = Recording(), Recording()
+    a = evaluate(ours, tiny_dataset, "test", "given-visible", progress=False)
+    b = evaluate(theirs, renamed, "test", "given-visible", progress=False)
+    assert all((labels >= 1).all() for labels in ours.seen) and any(len(labels) for labels in ours.seen)
+    assert all((labels == UNKNOWN_CATEGORY).all() for labels in theirs.seen)
+    assert a["amodal_ap"] == b["amodal_ap"] and a["miou"] == b["miou"]

@@ -16,6 +16,7 @@ from PIL import Image
 from amodal3d.cli import main
 from amodal3d.data.dataset import AmodalDataset
 from amodal3d.data.instances import InstanceRois
+from amodal3d.data.schema import categories_json
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.weights import load_weights, save_weights
 from amodal3d.errors import WeightsError
@@ -291,8 +292,12 @@ def test_predict_cli_with_external_visible_masks(pipeline_dir, tmp_path):
     visible_json = tmp_path / "visible.json"
     visible_json.write_text(json.dumps(coco))
     out = tmp_path / "out"
-    assert main(["predict", str(images), "--out", str(out), "--weights", str(pipeline_dir), "--visible",
-                 str(visible_json), "--meshes", "obj"]) == 0
+    args = ["predict", str(images), "--out", str(out), "--weights", str(pipeline_dir), "--visible", str(visible_json)]
+    # without this project's category list the ids are not taken as its categories; naming the masks
+    # takes a crop head, which this pipeline lacks
+    assert main(args) == 2
+    visible_json.write_text(json.dumps({**coco, "categories": categories_json()}))
+    assert main(args + ["--meshes", "obj"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert len(results) == 8 and {Path(r["file_name"]).name for r in results} == {
         "rgb.png", "grey.png", "rgba.png", "deep16.png"}
@@ -523,3 +528,32 @@ def test_demo_runs_on_a_mesh_folder(tmp_path, capsys):
     (tmp_path / "meshes" / "dresser" / "box1.obj").unlink()
     assert main(args) == 2  # its test split is empty now
     assert "no meshes in split test (give --shapes-split test" in capsys.readouterr().err
+
+
+def test_given_masks_of_unknown_category_are_named_by_step_1s_crop_head(tiny_dataset):
+    """A visible mask of UNKNOWN_CATEGORY gets the category the crop head reads in its box, as step 1
+    reads (mirrored, enlargements); steps 2-5 then run as if that category had been given."""
+    import torch
+
+    from amodal3d.data.dataset import load_annotation_file, read_image, split_paths
+    from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY
+    from amodal3d.masks import decode_rle
+    from amodal3d.models.crop_head import read_crops_averaged
+
+    annotation_file, image_dir = split_paths(tiny_dataset, "test")
+    data = load_annotation_file(annotation_file)
+    image = read_image(image_dir / data["images"][0]["file_name"])
+    visible = np.stack([decode_rle(a["visible_segm"]) for a in data["annotations"]
+                        if a["image_id"] == data["images"][0]["id"]])
+    boxes = np.array([[*np.argwhere(m).min(0)[::-1], *(np.argwhere(m).max(0)[::-1] + 1)] for m in visible],
+                     np.float32)
+    segmenter = AmodalSegmenter.from_pretrained("cpu-small")
+    unknown = segmenter.predict(image, GivenVisible(visible, np.full(len(visible), UNKNOWN_CATEGORY), boxes))
+    step1 = segmenter.detector
+    probs, _ = read_crops_averaged(step1.crop_head, torch.from_numpy(image).permute(2, 0, 1).float() / 255,
+                                   torch.from_numpy(boxes), flip=step1.crop_head_flip,
+                                   enlargements=step1.crop_head_enlargements)
+    expected = probs.argmax(1).numpy() + 1
+    assert (unknown.labels == expected).all()
+    named = segmenter.predict(image, GivenVisible(visible, expected, boxes))
+    assert (named.amodal_masks == unknown.amodal_masks).all()

@@ -21,6 +21,7 @@ from amodal3d.data.dataset import AmodalDataset, read_image
 from amodal3d.data.generate import generate
 from amodal3d.data.meshes import load_mesh_file
 from amodal3d.data.readers import convert
+from amodal3d.data.schema import categories_json
 from amodal3d.data.validate import validate_dataset
 from amodal3d.errors import DataError
 from amodal3d.masks import encode_rle
@@ -132,7 +133,8 @@ def test_predict_visible_json_errors_name_the_annotation(tmp_path, capsys, segme
     visible = {"images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "b.png"}],
                "annotations": [{"id": 1, "image_id": 1, "category_id": category, "segmentation": segmentation},
                                {"id": 2, "image_id": 2, "category_id": 3,
-                                "segmentation": [[2, 2, 20, 2, 20, 20, 2, 20]]}]}
+                                "segmentation": [[2, 2, 20, 2, 20, 20, 2, 20]]}],
+               "categories": categories_json()}  # ids named as this project's (else step 1 names the masks)
     path = _write(tmp_path / "visible.json", json.dumps(visible).encode())
     out = tmp_path / "out"
     assert main(["predict", str(image), str(tmp_path / "b.png"), "--visible", str(path), "--out", str(out),
@@ -141,6 +143,22 @@ def test_predict_visible_json_errors_name_the_annotation(tmp_path, capsys, segme
     assert "1 image(s), 1 instance(s), 1 failed" in printed
     assert any(line.startswith(f"  failed: {image}: ") for line in printed.splitlines())
     assert message in printed, printed
+
+
+def test_predict_visible_json_of_another_taxonomy_is_named_by_step_1(tmp_path, capsys):
+    """Masks labelled in another taxonomy (here COCO's: person 1, car 3, and an id 99) are never read as
+    this model's categories (1 would be airplane): step 1's crop head names each."""
+    image = _write(tmp_path / "a.png", _png_bytes(RGB))
+    square = [[2, 2, 20, 2, 20, 20, 2, 20]]
+    visible = {"images": [{"id": 1, "file_name": "a.png"}],
+               "annotations": [{"id": k, "image_id": 1, "category_id": c, "segmentation": square}
+                               for k, c in enumerate((1, 3, 99), 1)],
+               "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 99, "name": "x"}]}
+    path = _write(tmp_path / "visible.json", json.dumps(visible).encode())
+    assert main(["predict", str(image), "--visible", str(path), "--out", str(tmp_path / "out"), "--no-overlays"]) == 0
+    assert "1 image(s), 3 instance(s), 0 failed" in capsys.readouterr().out
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert all(1 <= r["category_id"] <= 13 for r in results) and len(results) == 3
 
 
 def test_predict_visible_json_malformed(tmp_path, capsys):

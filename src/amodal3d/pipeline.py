@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from amodal3d.errors import DataError, WeightsError
-from amodal3d.evaluation.predictor import GivenVisible, Instances
+from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY, GivenVisible, Instances
 from amodal3d.models.crop_head import STEM as CROP_HEAD_STEM
 from amodal3d.models.crop_head import crop_head_beside
 from amodal3d.models.refine import (
@@ -157,9 +157,14 @@ class AmodalSegmenter:
         if given is not None:
             n = len(given.labels)
             visible_np = np.asarray(given.visible_masks, bool).reshape(n, height, width)
-            detections = Instances(np.asarray(given.boxes, np.float32).reshape(n, 4),
-                                   np.asarray(given.labels, np.int64).reshape(n), np.ones(n, np.float32),
-                                   visible_np, visible_np)
+            boxes = np.asarray(given.boxes, np.float32).reshape(n, 4)
+            labels = np.asarray(given.labels, np.int64).reshape(n)
+            if (labels == UNKNOWN_CATEGORY).any():  # step 1's crop head names them
+                if self.detector is None:
+                    raise WeightsError("given visible masks of unknown category: naming them takes step 1's "
+                                       "crop head, and this pipeline has no detector weights")
+                labels = self.detector.name_unknown(image, boxes, labels)
+            detections = Instances(boxes, labels, np.ones(n, np.float32), visible_np, visible_np)
             known = self.shape.config.num_categories
             unknown = sorted({int(c) for c in detections.labels if not 1 <= c <= known})
             if unknown:

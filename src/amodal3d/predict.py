@@ -14,15 +14,19 @@ from tqdm import tqdm
 from amodal3d import CATEGORY_NAMES
 from amodal3d.data.dataset import read_image
 from amodal3d.data.readers import segmentation_mask
+from amodal3d.data.schema import categories_are_ours
 from amodal3d.errors import DataError
-from amodal3d.evaluation.predictor import GivenVisible
+from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY, GivenVisible
 from amodal3d.io import atomic_save_image, atomic_write_bytes, atomic_write_json
 from amodal3d.masks import encode_rle, mask_to_bbox, xywh_to_xyxy
 from amodal3d.visualize import overlay
 
 
 def load_visible_json(path: str | Path) -> dict[str, list[dict]]:
-    """COCO JSON of visible masks -> annotations per image file name (basename)."""
+    """COCO JSON of visible masks -> annotations per image file name (basename). Category ids are kept
+    when the file's ``categories`` name them as this project does (:func:`categories_are_ours`);
+    otherwise (COCO, KINS, class-agnostic, none) each becomes ``UNKNOWN_CATEGORY``, for step 1's crop
+    head to name."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -35,10 +39,11 @@ def load_visible_json(path: str | Path) -> dict[str, list[dict]]:
         raise DataError(f"{path}: expected a COCO file with 'images' and 'annotations'")
     names = {im["id"]: Path(im["file_name"]).name for im in data["images"]}
     per_file: dict[str, list[dict]] = {name: [] for name in names.values()}
+    ours = categories_are_ours(data.get("categories"))
     for ann in data["annotations"]:
         if ann.get("image_id") not in names:
             raise DataError(f"{path}: annotation {ann.get('id')} refers to unknown image {ann.get('image_id')}")
-        per_file[names[ann["image_id"]]].append(ann)
+        per_file[names[ann["image_id"]]].append(ann if ours else {**ann, "category_id": UNKNOWN_CATEGORY})
     return per_file
 
 
@@ -47,7 +52,7 @@ def given_from_annotations(anns: list[dict], height: int, width: int, source: st
                                f"{source}: annotation {ann.get('id')}") for ann in anns]
     visible = np.stack(masks) if masks else np.zeros((0, height, width), bool)
     boxes = np.array([xywh_to_xyxy(mask_to_bbox(m)) for m in visible], np.float32).reshape(-1, 4)
-    labels = np.array([int(a.get("category_id", 1)) for a in anns], np.int64)
+    labels = np.array([int(a.get("category_id", UNKNOWN_CATEGORY)) for a in anns], np.int64)
     return GivenVisible(visible, labels, boxes)
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from amodal3d.data.schema import categories_are_ours
 from amodal3d.errors import Amodal3dError, DataError, WeightsError
 from amodal3d.evaluation import metrics
 from amodal3d.evaluation.baselines import ConvexHullOf, VisibleAsAmodal, masks_to_boxes
-from amodal3d.evaluation.predictor import GivenVisible, Instances, Predictor
+from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY, GivenVisible, Instances, Predictor
 
 PROTOCOLS = ("end-to-end", "given-visible")
 # Every method name the harness knows, in table order; AVAILABLE ones can be built now.
@@ -176,6 +177,9 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
     data = load_annotation_file(ann_file)
     images = data["images"][:limit] if limit is not None else data["images"]
     names = _category_names(data["categories"])
+    # given-visible: the ground truth's categories are handed to the predictor only when they are the
+    # model's own; otherwise (COCOA, KINS, class-agnostic) the predictor names each instance itself
+    ours = categories_are_ours(data["categories"])
     by_image: dict[int, list[dict]] = {}
     for ann in data["annotations"]:
         by_image.setdefault(ann["image_id"], []).append(ann)
@@ -218,8 +222,8 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         given = None
         if protocol == "given-visible":
             keep = ~crowd
-            given = GivenVisible(visible_masks=gt_visible[keep], labels=gt_labels[keep],
-                                 boxes=masks_to_boxes(gt_visible[keep]))
+            labels = gt_labels[keep] if ours else np.full(int(keep.sum()), UNKNOWN_CATEGORY, np.int64)
+            given = GivenVisible(visible_masks=gt_visible[keep], labels=labels, boxes=masks_to_boxes(gt_visible[keep]))
         start = time.perf_counter()
         out = predictor.predict(image, given)
         predict_seconds += time.perf_counter() - start
@@ -233,7 +237,7 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         eval_idx = np.flatnonzero(~crowd)
         if given is not None:
             match = np.arange(len(eval_idx), dtype=np.int64)
-            pred_labels = given.labels
+            pred_labels = gt_labels[eval_idx]  # scored under the ground truth's own categories
             scores = np.ones(len(match))
         else:
             gt_for_match = (gt_visible if match_on == "visible" else gt_amodal)[eval_idx]

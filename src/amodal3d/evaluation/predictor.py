@@ -12,13 +12,16 @@ from typing import Protocol
 
 import numpy as np
 
+UNKNOWN_CATEGORY = 0  # a given visible mask whose category is none of this model's
+
 
 @dataclass(frozen=True)
 class GivenVisible:
-    """Ground-truth visible instances of one image (given-visible protocol)."""
+    """Ground-truth visible instances of one image (given-visible protocol). A label of
+    :data:`UNKNOWN_CATEGORY` asks the predictor to name the instance itself (step 1's crop head)."""
 
     visible_masks: np.ndarray   # (N, H, W) bool
-    labels: np.ndarray          # (N,) int64 category ids
+    labels: np.ndarray          # (N,) int64 category ids, or UNKNOWN_CATEGORY
     boxes: np.ndarray           # (N, 4) float32 xyxy pixels, boxes of the visible masks
 
 

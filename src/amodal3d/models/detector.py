@@ -63,8 +63,8 @@ from amodal3d.engine.config import ConfigError, from_dict, load_config, to_dict
 from amodal3d.engine.trainer import TrainConfig
 from amodal3d.engine.weights import init_from, load_state_strict, load_weights, save_weights
 from amodal3d.errors import DataError, WeightsError
-from amodal3d.evaluation.predictor import GivenVisible, Instances
-from amodal3d.models.crop_head import second_look
+from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY, GivenVisible, Instances
+from amodal3d.models.crop_head import read_crops_averaged, second_look
 
 # step 1b reads each crop also at this crop side / box side (its own: 1.3) and averages the readings
 # (chosen on the validation split, README "Step 1")
@@ -676,6 +676,23 @@ class DetectorPredictor:
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         return tensor.float().div(255.0).to(self.device)
 
+    @torch.no_grad()
+    def name_unknown(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """``labels`` (N,) with each :data:`UNKNOWN_CATEGORY` replaced by the category step 1's crop head
+        reads in that box (N, 4) xyxy, read as step 1 reads its detections (mirrored, enlargements)."""
+        labels = np.asarray(labels, np.int64).copy()
+        unknown = np.flatnonzero(labels == UNKNOWN_CATEGORY)
+        if len(unknown) == 0:
+            return labels
+        if self.crop_head is None:
+            raise DataError("given visible masks of unknown category: naming them takes step 1's crop head, "
+                            "and these weights have none (give the categories of this model instead)")
+        box_tensor = torch.as_tensor(np.asarray(boxes, np.float32)[unknown], device=self.device)
+        probs, _ = read_crops_averaged(self.crop_head, self._image_tensor(image), box_tensor,
+                                       flip=self.crop_head_flip, enlargements=self.crop_head_enlargements)
+        labels[unknown] = probs.argmax(1).cpu().numpy() + 1
+        return labels
+
     def _kept(self, kept_by: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Indices of the entries whose ``kept_by`` reaches the threshold, by ``scores`` high to low."""
         keep = torch.where(kept_by >= self.score_threshold)[0]
@@ -689,7 +706,7 @@ class DetectorPredictor:
             n = len(given.labels)
             visible = np.asarray(given.visible_masks, bool).reshape(n, height, width)
             boxes = np.asarray(given.boxes, np.float32).reshape(n, 4)
-            labels = np.asarray(given.labels, np.int64).reshape(n)
+            labels = self.name_unknown(image, boxes, np.asarray(given.labels, np.int64).reshape(n))
             if heads == "visible" or n == 0:
                 return Instances(boxes, labels, np.ones(n, np.float32), visible, visible.copy())
             out = self.model.predict_given([self._image_tensor(image)],
