@@ -131,6 +131,18 @@ def test_matching_options(disc_dataset):
     assert agnostic["miou"] == pytest.approx(1.0) and agnostic["amodal_ap"]["AP"] == 0.0
     strict = evaluate(WrongLabels(disc_dataset), disc_dataset, "test", progress=False, match_categories=True)
     assert strict["miou"] == 0.0 and strict["num_matched"] == 0
+    # a dataset of another taxonomy: its ids are not the model's, so end-to-end AP is class-agnostic
+    path = disc_dataset / "annotations" / "test.json"
+    data = json.loads(path.read_text())
+    foreign = disc_dataset.parent / "foreign"
+    shutil.copytree(disc_dataset, foreign)
+    (foreign / "annotations" / "test.json").write_text(json.dumps(
+        {**data, "categories": [{**c, "name": f"thing {c['id']}"} for c in data["categories"]]}))
+    result = evaluate(WrongLabels(disc_dataset), foreign, "test", progress=False)
+    assert result["amodal_ap"]["AP"] == pytest.approx(1.0) and result["ap_class_agnostic"]
+    assert not agnostic["ap_class_agnostic"] and list(result["per_category"]) == [f"thing {i}" for i in range(1, 14)]
+    with pytest.raises(Amodal3dError, match="another taxonomy"):
+        evaluate(WrongLabels(disc_dataset), foreign, "test", progress=False, match_categories=True)
     on_amodal = evaluate(Oracle(disc_dataset), disc_dataset, "test", progress=False, match_on="amodal")
     assert on_amodal["miou"] == pytest.approx(1.0) and on_amodal["matching"]["on"] == "amodal"
 

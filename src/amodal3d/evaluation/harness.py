@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from amodal3d import CATEGORY_NAMES
 from amodal3d.data.schema import categories_are_ours
 from amodal3d.errors import Amodal3dError, DataError, WeightsError
 from amodal3d.evaluation import metrics
@@ -180,6 +181,11 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
     # given-visible: the ground truth's categories are handed to the predictor only when they are the
     # model's own; otherwise (COCOA, KINS, class-agnostic) the predictor names each instance itself
     ours = categories_are_ours(data["categories"])
+    # end to end, predicted ids are the model's and the truth's another taxonomy's: AP is class-agnostic
+    agnostic_ap = protocol == "end-to-end" and not ours
+    if match_categories and not ours:
+        raise Amodal3dError(f"--match-categories: {ann_file} names its categories in another taxonomy than "
+                            f"this model's ({', '.join(CATEGORY_NAMES)}), so predicted and true ids cannot be compared")
     by_image: dict[int, list[dict]] = {}
     for ann in data["annotations"]:
         by_image.setdefault(ann["image_id"], []).append(ann)
@@ -257,6 +263,8 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         image_ids.append(np.full(len(eval_idx), image_id, np.int64))
 
         coco_images.append({"id": image_id, "height": h, "width": w})
+        if agnostic_ap:
+            gt_labels, pred_labels = np.ones_like(gt_labels), np.ones_like(pred_labels)
         for i in range(len(anns)):
             common = {"image_id": image_id, "category_id": int(gt_labels[i]), "iscrowd": int(crowd[i])}
             gt_amodal_coco.append({**common, "segmentation": encode_rle(gt_amodal[i])})
@@ -273,7 +281,7 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
     labels, rates = cat(labels_all, np.int64), cat(rates_all, np.float64)
     amodal, occluded = cat(amodal_all, np.float64), cat(occluded_all, np.float64)
     summary = metrics.summarize(labels, rates, amodal, occluded, names, matched=matched)
-    category_ids = list(names)
+    category_ids = [1] if agnostic_ap else list(names)
     amodal_ap = metrics.coco_mask_ap(coco_images, gt_amodal_coco, dt_amodal_coco, category_ids)
     visible_ap = metrics.coco_mask_ap(coco_images, gt_visible_coco, dt_visible_coco, category_ids)
     wall = time.perf_counter() - wall_start
@@ -291,6 +299,7 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         **summary,
         "amodal_ap": amodal_ap,
         "visible_ap": visible_ap,
+        "ap_class_agnostic": agnostic_ap,
         "images_per_s": n / predict_seconds if predict_seconds > 0 else None,
         "wall_images_per_s": n / wall if wall > 0 else None,
         "seconds": {"predictor": predict_seconds, "wall": wall},
