@@ -149,9 +149,10 @@ class AmodalSegmenter:
 
     @torch.no_grad()
     def predict(self, image: np.ndarray, given: GivenVisible | None = None) -> Instances:
-        """``image`` uint8 (H, W, 3) RGB. Returns :class:`Instances` whose ``extras`` hold ``meshes``
-        (list of (verts (V, 3), faces (F, 3)) in the object frame), ``viewpoints`` (azimuth,
-        elevation, distance per instance) and ``prior_masks`` (N, H, W) bool."""
+        """``image`` uint8 (H, W, 3) RGB; ``given``: visible masks to complete (steps 2-5 only; those of
+        ``UNKNOWN_CATEGORY`` are named by step 1's crop head). Returns :class:`Instances` whose
+        ``extras`` hold ``meshes`` (list of (verts (V, 3), faces (F, 3)) in the object frame),
+        ``viewpoints`` (azimuth, elevation, distance per instance) and ``prior_masks`` (N, H, W) bool."""
         start = time.perf_counter()
         height, width = image.shape[:2]
         if given is not None:

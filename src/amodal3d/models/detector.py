@@ -685,8 +685,8 @@ class DetectorPredictor:
         if len(unknown) == 0:
             return labels
         if self.crop_head is None:
-            raise DataError("given visible masks of unknown category: naming them takes step 1's crop head, "
-                            "and these weights have none (give the categories of this model instead)")
+            raise WeightsError("given visible masks of unknown category: naming them takes step 1's crop head, "
+                               "and these weights have none (give the categories of this model instead)")
         box_tensor = torch.as_tensor(np.asarray(boxes, np.float32)[unknown], device=self.device)
         probs, _ = read_crops_averaged(self.crop_head, self._image_tensor(image), box_tensor,
                                        flip=self.crop_head_flip, enlargements=self.crop_head_enlargements)
