@@ -9,13 +9,20 @@ from amodal3d import CATEGORY_NAMES
 from amodal3d.errors import DataError
 
 
+def add_mesh_source_arguments(p) -> None:
+    """``--shapes`` and ``--shapes-split``: where the meshes of generated scenes come from."""
+    p.add_argument("--shapes", default="procedural", help="'procedural' or a ShapeNetCore / mesh folder")
+    p.add_argument("--shapes-split", default=None, metavar="SPLIT",
+                   help="put every mesh of the --shapes folder in SPLIT (a collection for evaluation only); "
+                        "default: a hash of each mesh's path splits them 80/5/15 into train/val/test")
+
+
 def register(sub, train_sub) -> None:
     p = sub.add_parser("shapes", help="contact sheet of generated (or loaded) meshes of a category")
     p.add_argument("--category", required=True, choices=CATEGORY_NAMES)
     p.add_argument("--n", type=int, default=16, help="number of meshes")
-    p.add_argument("--shapes", default="procedural", help="'procedural' or a ShapeNetCore / mesh folder")
+    add_mesh_source_arguments(p)
     p.add_argument("--split", default=None, help="split whose meshes to show (default: --shapes-split, or train)")
-    p.add_argument("--shapes-split", default=None, metavar="SPLIT", help="every mesh of the folder in SPLIT")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="shapes.png", help="PNG to write")
     p.set_defaults(handler=cmd_shapes)
@@ -28,10 +35,7 @@ def register(sub, train_sub) -> None:
     p.add_argument("--objects", default="2-4", help="objects per scene, MIN-MAX")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shapes", default="procedural", help="'procedural' or a ShapeNetCore / mesh folder")
-    p.add_argument("--shapes-split", default=None, metavar="SPLIT",
-                   help="put every mesh of the --shapes folder in SPLIT (a collection for evaluation only); "
-                        "default: a hash of each mesh's path splits them 80/5/15 into train/val/test")
+    add_mesh_source_arguments(p)
     p.add_argument("--shard", default="0/1", help="i/n: render only every n-th shard from i (cluster use)")
     p.add_argument("--shard-size", type=int, default=50, help="images per resumable shard")
     p.add_argument("--save-meshes", action="store_true", help="also write each mesh used as OBJ")

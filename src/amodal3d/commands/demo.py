@@ -5,6 +5,8 @@ training), runs the shipped model end to end, writes overlays and a side-by-side
 
 from __future__ import annotations
 
+from amodal3d.commands.data import add_mesh_source_arguments
+
 
 def register(sub, train_sub) -> None:
     p = sub.add_parser("demo", help="run the shipped model on a few generated occluded scenes (no arguments needed)")
@@ -15,10 +17,7 @@ def register(sub, train_sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default="cpu-small", help="built-in model name or pipeline folder")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--shapes", default="procedural",
-                   help="'procedural' (test-pool meshes) or a ShapeNetCore / mesh folder (its test meshes)")
-    p.add_argument("--shapes-split", default=None, metavar="SPLIT",
-                   help="with a mesh folder: draw from every one of its meshes (see generate --shapes-split)")
+    add_mesh_source_arguments(p)  # scenes draw the meshes of split --shapes-split, else test
     p.set_defaults(handler=cmd_demo)
 
 

@@ -129,8 +129,7 @@ class MeshSource:
             count = self.pool.get(split, DEFAULT_PROCEDURAL_POOL["test"])
             return [f"procedural/{category}/{split}/{i:04d}" for i in range(count)]
         ids = [str(p.relative_to(self.root)) for p in self.files.get(category, [])]
-        in_split = (lambda i: split == self.only_split) if self.only_split else (lambda i: _split_of(i) == split)
-        return [i for i in ids if in_split(i) and i not in self._broken]
+        return [i for i in ids if (self.only_split or _split_of(i)) == split and i not in self._broken]
 
     def load(self, mesh_id: str) -> trimesh.Trimesh:
         """The normalised mesh of ``mesh_id`` (cached). Raises :class:`MeshError` for a broken file."""

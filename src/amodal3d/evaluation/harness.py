@@ -263,14 +263,14 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
         image_ids.append(np.full(len(eval_idx), image_id, np.int64))
 
         coco_images.append({"id": image_id, "height": h, "width": w})
-        if agnostic_ap:
-            gt_labels, pred_labels = np.ones_like(gt_labels), np.ones_like(pred_labels)
+        gt_ap_labels = np.ones_like(gt_labels) if agnostic_ap else gt_labels
+        pred_ap_labels = np.ones_like(pred_labels) if agnostic_ap else pred_labels
         for i in range(len(anns)):
-            common = {"image_id": image_id, "category_id": int(gt_labels[i]), "iscrowd": int(crowd[i])}
+            common = {"image_id": image_id, "category_id": int(gt_ap_labels[i]), "iscrowd": int(crowd[i])}
             gt_amodal_coco.append({**common, "segmentation": encode_rle(gt_amodal[i])})
             gt_visible_coco.append({**common, "segmentation": encode_rle(gt_visible[i])})
         for j in range(len(pred_labels)):
-            common = {"image_id": image_id, "category_id": int(pred_labels[j]), "score": float(scores[j])}
+            common = {"image_id": image_id, "category_id": int(pred_ap_labels[j]), "score": float(scores[j])}
             dt_amodal_coco.append({**common, "segmentation": encode_rle(pred_amodal[j])})
             dt_visible_coco.append({**common, "segmentation": encode_rle(pred_visible[j])})
 
