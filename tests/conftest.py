@@ -13,6 +13,9 @@ from amodal3d.data.generate import GenerateConfig, generate
 from amodal3d.data.scene import SceneConfig
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+# A native-COCOA folder made for the tests (tests/fixtures/make_cocoa_tiny.py): two 32x24 synthetic images
+# whose regions are rectangles and rectilinear polygons, so every converted figure is known exactly.
+COCOA_TINY = Path(__file__).resolve().parent / "fixtures" / "cocoa_tiny"
 
 # One thread per process: on a 2-core machine, tests that start worker or DDP processes would
 # otherwise oversubscribe the cores (OpenMP threads spinning against each other).

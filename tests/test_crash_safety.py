@@ -1,9 +1,14 @@
 """Crash safety for real: ``generate`` and ``train shape`` run as subprocesses, killed with SIGKILL at
 random moments (each time after some visible progress), then rerun to completion. The result must
-equal that of an uninterrupted run, and at no kill moment is a partial file left under its final name."""
+equal that of an uninterrupted run, and at no kill moment is a partial file left under its final name.
+
+Each subprocess is a fresh interpreter that runs ``amodal3d.cli.main`` (what ``python -m amodal3d`` runs);
+it does its imports (torch, trimesh: seconds) before it is told to go, while the run before it works, so
+that start-up is not paid in turn four times a test."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -12,10 +17,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 from PIL import Image
@@ -26,24 +32,55 @@ from amodal3d.engine.checkpoint import load_checkpoint
 from amodal3d.engine.weights import read_safetensors
 from conftest import tiny_config
 
-CLI = [sys.executable, "-m", "amodal3d"]
+# ``amodal3d ARGS`` once a line arrives on stdin, the command's imports done before
+CLI = "import sys, amodal3d.cli, {module}; sys.stdin.readline(); sys.exit(amodal3d.cli.main(sys.argv[1:]))"
+IMPORTS = {"generate": "amodal3d.data.generate", "train": "amodal3d.models.shape_train"}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 TEMP = re.compile(r"^\..+\.[^.]+\.tmp$")  # amodal3d.io's temporaries: .NAME.RANDOM.tmp beside NAME
 KILLS = 3
 TIMEOUT = 180
 
 
-def _run(args: list[str]) -> None:
-    result = subprocess.run(CLI + args, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
-    assert result.returncode == 0, result.stderr[-2000:]
+@contextlib.contextmanager
+def _launcher() -> Iterator[Callable[[list[str]], subprocess.Popen]]:
+    """``start(args)``: a subprocess, in a session of its own, that imports and then waits to be told to
+    run ``amodal3d ARGS`` (:func:`_go`). Those never told, or still running, are killed on the way out."""
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str]) -> subprocess.Popen:
+        started.append(subprocess.Popen([sys.executable, "-c", CLI.format(module=IMPORTS[args[0]]), *args], env=ENV,
+                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        start_new_session=True))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            for stream in (process.stdin, process.stderr):
+                stream.close()
 
 
-def _kill_mid_run(args: list[str], progress: Callable[[], int], needed: int, delay: float) -> bool:
-    """Start the command, wait until ``progress()`` has grown by ``needed``, wait ``delay`` seconds more,
+def _go(process: subprocess.Popen) -> None:
+    process.stdin.write(b"go\n")
+    process.stdin.close()
+
+
+def _run(process: subprocess.Popen) -> None:
+    """Let the command run to its end: it must succeed."""
+    _go(process)
+    process.wait(timeout=TIMEOUT)  # (a --quiet run writes far less to stderr than a pipe holds)
+    assert process.returncode == 0, process.stderr.read().decode(errors="replace")[-2000:]
+
+
+def _kill_mid_run(process: subprocess.Popen, progress: Callable[[], int], needed: int, delay: float) -> bool:
+    """Let the command run, wait until ``progress()`` has grown by ``needed``, wait ``delay`` seconds more,
     then SIGKILL it (its whole process group). Returns whether it was still running when killed."""
     before = progress()
-    process = subprocess.Popen(CLI + args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
+    _go(process)
     deadline = time.monotonic() + TIMEOUT
     try:
         while progress() < before + needed and process.poll() is None:
@@ -59,7 +96,6 @@ def _kill_mid_run(args: list[str], progress: Callable[[], int], needed: int, del
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     stderr = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
     assert alive or process.returncode == 0, stderr[-2000:]
     return alive
 
@@ -111,29 +147,33 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_generate_killed_at_random_moments_resumes_to_the_same_dataset(tmp_path):
     """Three SIGKILLs at random moments, then a rerun: the same files, byte for byte; parts and images
     on disk are always whole, and a shard's part is only there once its images are."""
     args = ["generate", "--split", "train=36,test=18", "--size", "64", "--seed", "5", "--shard-size", "3",
             "--workers", "1", "--quiet"]
     reference, out = tmp_path / "reference", tmp_path / "killed"
-    assert main([*args, "--out", str(reference)]) == 0  # in-process: the same code, without a start-up
     rng = random.Random(0)
 
     def images_done() -> int:
         return sum(1 for _ in out.glob("images/*/*.png"))
 
     alive = []
-    for _ in range(KILLS):
-        alive.append(_kill_mid_run([*args, "--out", str(out)], images_done, 1, rng.uniform(0.0, 0.6)))
-        _check_no_partial_file(out)
-        for part in out.glob("annotations/parts/*/*.json"):
-            for image in json.loads(part.read_text())["images"]:
-                assert (out / "images" / part.parent.name / image["file_name"]).is_file()
-    assert any(alive), "every kill came after the run had finished"
-    _plant_temporaries(out, "images/train/.000036.png.k1ll3d_x.tmp", "annotations/.test.json.k1ll3d_x.tmp")
-    done = {part: part.stat().st_mtime_ns for part in out.glob("annotations/parts/*/*.json")}
-    _run([*args, "--out", str(out)])
+    with _launcher() as start:
+        upcoming = start([*args, "--out", str(out)])  # imports while the reference runs
+        assert main([*args, "--out", str(reference)]) == 0  # in-process: the same code, without a start-up
+        for _ in range(KILLS):
+            process, upcoming = upcoming, start([*args, "--out", str(out)])  # the next imports meanwhile
+            alive.append(_kill_mid_run(process, images_done, 1, rng.uniform(0.0, 0.6)))
+            _check_no_partial_file(out)
+            for part in out.glob("annotations/parts/*/*.json"):
+                for image in json.loads(part.read_text())["images"]:
+                    assert (out / "images" / part.parent.name / image["file_name"]).is_file()
+        assert any(alive), "every kill came after the run had finished"
+        _plant_temporaries(out, "images/train/.000036.png.k1ll3d_x.tmp", "annotations/.test.json.k1ll3d_x.tmp")
+        done = {part: part.stat().st_mtime_ns for part in out.glob("annotations/parts/*/*.json")}
+        _run(upcoming)
     assert not _temporaries(out)
     assert {part: part.stat().st_mtime_ns for part in done} == done  # resumed: finished shards kept
     expected, actual = _files(reference), _files(out)
@@ -141,6 +181,7 @@ def test_generate_killed_at_random_moments_resumes_to_the_same_dataset(tmp_path)
     assert [name for name in expected if actual[name] != expected[name]] == []
 
 
+@pytest.mark.slow
 def test_train_killed_at_random_moments_resumes_to_the_same_weights(tiny_dataset, tmp_path):
     """``train shape`` killed three times at random moments (each after a checkpoint of its own), then
     rerun: it resumes, and the exported weights equal those of an uninterrupted run bit for bit."""
@@ -149,7 +190,6 @@ def test_train_killed_at_random_moments_resumes_to_the_same_weights(tiny_dataset
                       "train: {batch_size: 4, epochs: 5, checkpoint_every: 1, log_every: 1, seed: 2}\n")
     args = ["train", "shape", "--data", str(tiny_dataset), "--config", str(config), "--device", "cpu", "--quiet"]
     reference, out = tmp_path / "reference", tmp_path / "killed"
-    assert main([*args, "--out", str(reference)]) == 0  # in-process: the same code, without a start-up
     rng = random.Random(1)
 
     def log_lines() -> int:
@@ -159,13 +199,17 @@ def test_train_killed_at_random_moments_resumes_to_the_same_weights(tiny_dataset
             return 0
 
     alive = []
-    for _ in range(KILLS):
-        # 3 log lines: the start/resume event and two iterations, so this run has saved a checkpoint
-        alive.append(_kill_mid_run([*args, "--out", str(out)], log_lines, 3, rng.uniform(0.0, 0.8)))
-        _check_no_partial_file(out)
-    assert any(alive), "every kill came after the run had finished"
-    _plant_temporaries(out, ".checkpoint.pt.k1ll3d_x.tmp", ".model.safetensors.k1ll3d_x.tmp")
-    _run([*args, "--out", str(out)])
+    with _launcher() as start:
+        upcoming = start([*args, "--out", str(out)])  # imports while the reference runs
+        assert main([*args, "--out", str(reference)]) == 0  # in-process: the same code, without a start-up
+        for _ in range(KILLS):
+            process, upcoming = upcoming, start([*args, "--out", str(out)])  # the next imports meanwhile
+            # 3 log lines: the start/resume event and two iterations, so this run has saved a checkpoint
+            alive.append(_kill_mid_run(process, log_lines, 3, rng.uniform(0.0, 0.8)))
+            _check_no_partial_file(out)
+        assert any(alive), "every kill came after the run had finished"
+        _plant_temporaries(out, ".checkpoint.pt.k1ll3d_x.tmp", ".model.safetensors.k1ll3d_x.tmp")
+        _run(upcoming)
     assert not _temporaries(out)
     events = [json.loads(line).get("event") for line in (out / "log.jsonl").read_text().splitlines()]
     # the first run saved a checkpoint before its kill: every later run resumed (or found the run finished)

@@ -136,6 +136,7 @@ def _shapes(n: int, seed: int, size: int = 32) -> tuple[torch.Tensor, torch.Tens
     return images, labels, masks, boxes
 
 
+@pytest.mark.slow
 def test_crop_head_learns_categories_and_masks():
     torch.manual_seed(0)
     head = CropHead(TINY)
@@ -213,17 +214,34 @@ def test_crop_samples_follow_the_ground_truth(tiny_dataset):
     assert len(batch_inputs["x"]) == len(batch_targets["labels"]) == k + len(dataset[1][1]["labels"])
 
 
-def test_train_crop_head_cli_resumes_and_exports(tiny_dataset, tmp_path):
+def _crop_head_run(tiny_dataset, tmp_path, out: str, *extra: str) -> dict:
+    """``train crop-head`` into ``tmp_path / out`` (3 iterations per epoch: 6 images, batch 2) -> its weights.
+    A constant schedule: the learning rate of an iteration does not depend on --max-iters."""
     config = tmp_path / "crop.yaml"
     config.write_text("model: {width: 8, roi_size: 32}\n"
-                      "train: {epochs: 2, batch_size: 2, workers: 0, checkpoint_every: 1, log_every: 1}\n")
+                      "train: {epochs: 2, batch_size: 2, workers: 0, checkpoint_every: 1, log_every: 1, "
+                      "schedule: constant}\n")
+    assert main(["train", "crop-head", "--config", str(config), "--data", str(tiny_dataset), "--out",
+                 str(tmp_path / out), "--quiet", *extra]) == 0
+    return load_crop_head(tmp_path / out / "model.safetensors").state_dict()
+
+
+def _changed(a: dict, b: dict) -> list[str]:
+    assert a.keys() == b.keys()
+    return [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def test_train_crop_head_cli_resumes_and_exports(tiny_dataset, tmp_path):
+    one_epoch = _crop_head_run(tiny_dataset, tmp_path, "run", "--max-iters", "3")
+    resumed = _crop_head_run(tiny_dataset, tmp_path, "run", "--max-iters", "4")  # resumes at iteration 3
     out = tmp_path / "run"
-    args = ["train", "crop-head", "--config", str(config), "--data", str(tiny_dataset), "--out", str(out), "--quiet"]
-    assert main(args + ["--max-iters", "2"]) == 0
-    assert main(args + ["--max-iters", "3"]) == 0  # resumes at iteration 2
     events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events if "event" in e].count("resume") == 1
-    assert max(e["iteration"] for e in events if "iteration" in e) == 3
+    assert max(e["iteration"] for e in events if "iteration" in e) == 4
+    # the resumed run ends where an uninterrupted one does (augmentation, batch norm and all), bit for bit
+    assert _changed(resumed, _crop_head_run(tiny_dataset, tmp_path, "uninterrupted", "--max-iters", "4")) == []
+    assert _changed(resumed, one_epoch)  # the fourth step moved them
+    config = tmp_path / "crop.yaml"
     head = load_crop_head(out / "model.safetensors")
     assert head.config.width == 8 and head.config.num_categories == 13
     tuned = tmp_path / "tuned"  # fine-tuning: starts from the run's weights, with a schedule of its own
@@ -234,15 +252,22 @@ def test_train_crop_head_cli_resumes_and_exports(tiny_dataset, tmp_path):
     assert all(torch.allclose(value, after[k], atol=1e-6) for k, value in head.named_parameters())
 
 
+def test_train_crop_head_resumed_inside_an_epoch_equals_an_uninterrupted_run(tiny_dataset, tmp_path):
+    _crop_head_run(tiny_dataset, tmp_path, "run", "--max-iters", "2")
+    resumed = _crop_head_run(tiny_dataset, tmp_path, "run", "--max-iters", "3")  # resumes at iteration 2 of 3
+    assert _changed(resumed, _crop_head_run(tiny_dataset, tmp_path, "uninterrupted", "--max-iters", "3")) == []
+
+
 def test_load_crop_head_refuses_other_weights(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"\x80\x04 not safetensors")
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsError, match=r"bad\.safetensors: a Python pickle; .*never unpickles"):
         load_crop_head(tmp_path / "bad.safetensors")
     save_weights(tmp_path / "other", CropHead(TINY).state_dict(), "refine", to_dict(TINY))
     with pytest.raises(WeightsError, match="refine"):
         load_crop_head(tmp_path / "other.safetensors")
     save_weights(tmp_path / "wide", CropHead(TINY).state_dict(), WEIGHTS_KIND, to_dict(CropHeadConfig(width=16)))
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsError, match=r"wide\.safetensors: weights do not match the model built from the "
+                                           r"config \(shape mismatch: enc1\.0\.0\.weight \(8, 5, 3, 3\) vs \(16, 5"):
         load_crop_head(tmp_path / "wide.safetensors")
 
 

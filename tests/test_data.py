@@ -88,6 +88,36 @@ def test_raycast_depth_of_a_sphere_is_exact():
     assert result.normal[32, 32, 2] == pytest.approx(-1.0, abs=1e-2)  # faces the camera
 
 
+def test_ray_casting_uses_embree(monkeypatch):
+    """embreex is a dependency: without it ray casting would fall back to trimesh's pure-Python intersector
+    (slow, and every other test would still pass). The library says which intersector it uses, and warns
+    when it falls back; here the fallback is made to fail loudly, and a scene still casts."""
+    from amodal3d.data import raycast
+
+    assert trimesh.ray.has_embree and raycast.ray_backend() == "embree"
+    assert type(raycast._intersector(trimesh.creation.box())) is trimesh.ray.ray_pyembree.RayMeshIntersector
+    monkeypatch.setattr(trimesh.ray, "has_embree", False)
+    assert raycast.ray_backend() == "trimesh"
+    with pytest.warns(RuntimeWarning, match=r"embree \(the embreex package\) cannot be imported: ray casting "
+                                            r"falls back to trimesh's pure-Python intersector"):
+        fallback = raycast._intersector(trimesh.creation.box())
+    assert type(fallback) is trimesh.ray.ray_triangle.RayMeshIntersector
+    monkeypatch.undo()
+
+    class Refused:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("ray casting used trimesh's pure-Python intersector")
+
+    monkeypatch.setattr(trimesh.ray.ray_triangle, "RayMeshIntersector", Refused)
+    near, far = trimesh.creation.box(extents=(0.5, 2.0, 0.5)), trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    near.apply_translation([0.0, 0.0, 3.0])
+    far.apply_translation([0.0, 0.0, 4.0])
+    K = intrinsics(focal_from_fov(40.0, 33), 33, 33).numpy()
+    result = raycast_scene([near, far], K, 33, 33)
+    assert result.instance[16, 16] == 0 and (result.instance == 1).any()
+    assert (result.amodal[1] & (result.instance == 0)).any()  # the far box, partly hidden by the near one
+
+
 def test_occlusion_statistics_cover_the_range():
     rates = np.array([a["occlude_rate"] for s in _scenes(20, SceneConfig(size=64)) for a in s.annotations])
     assert (rates < 0.05).any() and ((rates > 0.05) & (rates < 0.25)).any()
@@ -285,7 +315,8 @@ def test_cli_generate_show_and_shapes(tmp_path):
     assert main(["show", str(out), "--split", "val", "--n", "3", "--out", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").stat().st_size > 1000
     assert main(["shapes", "--category", "chair", "--n", "2", "--out", str(tmp_path / "chairs.png")]) == 0
-    assert main(["generate", "--out", str(out), "--split", "val"]) == 2  # bad --split is one clear line
+    with pytest.raises(SystemExit, match="2"):  # bad --split: argparse's one clear line
+        main(["generate", "--out", str(out), "--split", "val"])
 
 
 def test_every_category_can_be_rendered():

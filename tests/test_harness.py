@@ -105,6 +105,50 @@ def _check_json(result: dict) -> None:
     json.dumps(result, allow_nan=False)
 
 
+def visible_baseline_figures(annotation_file: Path) -> dict:
+    """The visible baseline's figures under given-visible, worked out from the annotation file alone
+    (docs/metrics.md), without the harness or its metrics: it returns each given visible mask as the amodal
+    mask, so an instance's amodal IoU is |visible| / |amodal| = 1 - occlude_rate (visible ⊆ amodal) and the
+    IoU of its hidden part is 0 (1 where nothing is hidden: nothing there, nothing found). mIoU averages per
+    category, then over the categories present; occluded mIoU over the instances with occlude_rate >= 0.05."""
+    data = json.loads(Path(annotation_file).read_text())
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    ious: dict[int, list[float]] = {}
+    occluded: dict[int, int] = {}
+    for ann in data["annotations"]:
+        if ann.get("iscrowd", 0):
+            continue
+        ious.setdefault(ann["category_id"], []).append(1.0 - ann["occlude_rate"])
+        if ann["occlude_rate"] >= 0.05:
+            occluded[ann["category_id"]] = occluded.get(ann["category_id"], 0) + 1
+    means = {c: sum(v) / len(v) for c, v in ious.items()}
+    return {"miou": sum(means.values()) / len(means), "occluded_miou": 0.0 if occluded else None,
+            "instance_miou": sum(map(sum, ious.values())) / sum(map(len, ious.values())),
+            "num_instances": sum(map(len, ious.values())),
+            "per_category": {names[c]: {"miou": means.get(c), "occluded_miou": 0.0 if c in occluded else None,
+                                        "count": len(ious.get(c, [])), "occluded_count": occluded.get(c, 0)}
+                             for c in names}}
+
+
+def assert_visible_baseline_figures(result: dict, annotation_file: Path) -> None:
+    """``result`` (the visible baseline, given-visible) holds exactly the figures the annotations give."""
+    expected = visible_baseline_figures(annotation_file)
+    # occlude_rate is stored rounded to 6 decimals: the figures agree to 1e-6
+    assert result["miou"] == pytest.approx(expected["miou"], abs=1e-6)
+    assert result["instance_miou"] == pytest.approx(expected["instance_miou"], abs=1e-6)
+    assert result["occluded_miou"] == expected["occluded_miou"]
+    assert result["num_instances"] == result["num_matched"] == expected["num_instances"]
+    assert result["per_category"] == {
+        name: {**fig, "miou": None if fig["miou"] is None else pytest.approx(fig["miou"], abs=1e-6)}
+        for name, fig in expected["per_category"].items()}
+    data = json.loads(Path(annotation_file).read_text())  # per instance: image by image, in file order
+    rates = [a["occlude_rate"] for image in data["images"] for a in data["annotations"]
+             if a["image_id"] == image["id"] and not a.get("iscrowd", 0)]
+    assert result["instances"]["amodal_iou"] == pytest.approx([1.0 - r for r in rates], abs=1e-6)
+    # the hidden part: none found (0), or none there to find (both empty: 1)
+    assert result["instances"]["occluded_iou"] == [1.0 if r == 0 else 0.0 for r in rates]
+
+
 @pytest.mark.parametrize("protocol", ["end-to-end", "given-visible"])
 def test_perfect_predictor_scores_one(disc_dataset, protocol):
     result = evaluate(Oracle(disc_dataset), disc_dataset, "test", protocol, progress=False)
@@ -159,8 +203,8 @@ def test_missing_predictions_count_zero(disc_dataset):
 def test_visible_baseline_given_visible(disc_dataset):
     result = evaluate(VisibleAsAmodal(), disc_dataset, "test", "given-visible", progress=False)
     _check_json(result)
-    assert result["occluded_miou"] == 0.0
-    assert 0.0 < result["miou"] < 1.0
+    assert_visible_baseline_figures(result, disc_dataset / "annotations" / "test.json")
+    assert result["occluded_miou"] == 0.0 and 0.5 < result["miou"] < 1.0
     assert result["visible_ap"]["AP"] == pytest.approx(1.0)  # the given visible masks come back
     # Discs: the convex hull recovers most of each hidden part.
     hull = evaluate(ConvexHullOf(), disc_dataset, "test", "given-visible", progress=False)
@@ -207,7 +251,7 @@ def test_limit_and_unknown_protocol(disc_dataset):
 
 
 def test_build_predictor_errors(tmp_path, monkeypatch):
-    with pytest.raises(Amodal3dError) as info:
+    with pytest.raises(Amodal3dError, match="unknown method 'mask-rcnn'; available methods: visible, ") as info:
         build_predictor("mask-rcnn")
     message = str(info.value)
     assert "unknown method 'mask-rcnn'" in message and all(m in message for m in METHODS)
@@ -252,6 +296,7 @@ def test_baselines_on_generated_data(tiny_dataset):
     vis = evaluate(VisibleAsAmodal(), tiny_dataset, "test", "given-visible", progress=False)
     hull = evaluate(ConvexHullOf(), tiny_dataset, "test", "given-visible", progress=False)
     assert vis["num_instances"] > 0
+    assert_visible_baseline_figures(vis, tiny_dataset / "annotations" / "test.json")
     # The generated objects (chairs, tables, lamps...) are far from convex and most instances are
     # unoccluded, so the hull's extra pixels cost more than it recovers: on generated data the hull
     # does NOT beat the visible masks in mIoU (it does on the disc data above).
@@ -268,11 +313,89 @@ def test_cli_evaluate_visible_given_visible(tiny_dataset, tmp_path, capsys):
     result = json.loads(out.read_text())
     _check_json(result)
     assert result["method"] == "visible" and result["protocol"] == "given-visible"
-    assert 0.0 < result["miou"] <= 1.0
+    # the exact figures, worked out from the annotation file: each instance scores 1 - occlude_rate
+    expected = visible_baseline_figures(tiny_dataset / "annotations" / "test.json")
+    assert expected["occluded_miou"] == 0.0 and expected["miou"] < 0.99  # some instances are occluded
+    assert_visible_baseline_figures(result, tiny_dataset / "annotations" / "test.json")
+    assert result["visible_ap"] == dict.fromkeys(("AP", "AP50", "AP75"), pytest.approx(1.0))  # given back
     assert set(result["amodal_ap"]) == {"AP", "AP50", "AP75"}
     printed = capsys.readouterr().out
     assert "mIoU" in printed and "airplane" in printed
+    assert f"mIoU {100 * expected['miou']:.1f}   occluded mIoU 0.0" in printed
     assert md.read_text().startswith("| Method | airplane |")
+    row = md.read_text().splitlines()[2].split(" | ")
+    assert row[0] == "| visible" and row[-3:] == [f"{100 * expected['miou']:.1f}", "0.0",
+                                                  f"{100 * result['amodal_ap']['AP']:.1f} |"]
+
+
+def _box(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """The pixels of the rectangle [x0, x1) x [y0, y1) of a 32x24 image (a polygon with integer corners
+    covers the pixels whose centres it contains)."""
+    mask = np.zeros((24, 32), bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def test_cocoa_native_fixture_converts_to_the_figures_its_shapes_give(tmp_path, capsys):
+    """tests/fixtures/cocoa_tiny (native COCOA: per-image JSON with ``regions``; amodal polygons, visible
+    masks as RLE or polygons, ``order``, ``name``): every mask, area, occlusion rate, occluder and box of
+    the conversion equals what the shapes drawn in tests/fixtures/make_cocoa_tiny.py give; the converted
+    dataset validates, and the visible baseline scores on it exactly 1 - occlusion rate per instance."""
+    from amodal3d.data.readers import convert, segmentation_mask
+    from amodal3d.data.validate import validate_dataset
+    from conftest import COCOA_TINY
+
+    data = convert(COCOA_TINY)
+    assert data["images"] == [{"id": 11, "file_name": "1.png", "width": 32, "height": 24},
+                              {"id": 12, "file_name": "2.png", "width": 32, "height": 24}]
+    # names stripped and lower-cased ("Cup " is "cup"), numbered in name order
+    assert data["categories"] == [{"id": i, "name": n, "supercategory": "cocoa"}
+                                  for i, n in enumerate(("bottle", "box", "cup"), start=1)]
+    cup, bottle, l_cup = _box(4, 4, 14, 12), _box(10, 6, 22, 18), _box(18, 2, 30, 8) | _box(26, 8, 30, 20)
+    bottle2, box = _box(12, 4, 18, 22), _box(2, 10, 30, 16)
+    none = np.zeros((24, 32), bool)
+    expected = [  # id, image, category, amodal, visible, occluder (nearer objects hiding a part), depth order
+        (11001, 11, 3, cup, cup, none, 1),
+        (11002, 11, 1, bottle, bottle & ~cup, cup, 2),
+        (11003, 11, 3, l_cup, l_cup & ~bottle, bottle & ~cup, 3),
+        (12001, 12, 1, bottle2, bottle2, none, 1),
+        (12002, 12, 2, box, box & ~bottle2, bottle2, 2),
+    ]
+    assert [(a["id"], a["image_id"], a["category_id"], a["depth_order"]) for a in data["annotations"]] == [
+        (ann_id, image, category, order) for ann_id, image, category, *_, order in expected]
+    for a, (_, _, _, amodal, visible, occluder, _) in zip(data["annotations"], expected):
+        assert np.array_equal(decode_rle(a["amodal_segm"]), amodal) and a["segmentation"] == a["amodal_segm"]
+        assert np.array_equal(decode_rle(a["visible_segm"]), visible)
+        assert np.array_equal(decode_rle(a["occluder_segm"]), occluder)
+        assert a["area"] == amodal.sum() and a["visible_area"] == visible.sum()
+        assert a["occlude_rate"] == round(1 - visible.sum() / amodal.sum(), 6)
+        assert a["bbox"] == a["amodal_bbox"] == mask_to_bbox(amodal) and a["visible_bbox"] == mask_to_bbox(visible)
+    assert [a["area"] for a in data["annotations"]] == [80, 144, 120, 108, 168]
+    assert [a["visible_area"] for a in data["annotations"]] == [80, 120, 112, 108, 132]
+    assert [a["occlude_rate"] for a in data["annotations"]] == [0.0, 0.166667, 0.066667, 0.0, 0.214286]
+    assert [a["isStuff"] for a in data["annotations"]] == [0, 0, 1, 0, 0]
+    assert data["annotations"][1]["amodal_bbox"] == [10.0, 6.0, 12.0, 12.0]
+    # the box's visible polygons include an annotator's stray pixel outside its amodal mask: dropped
+    raw = json.loads((COCOA_TINY / "2.json").read_text())["regions"][1]["visible_mask"]
+    stray = segmentation_mask(raw, 24, 32, "2.json")
+    assert stray[20, 5] and stray.sum() == 133 and not decode_rle(data["annotations"][4]["visible_segm"])[20, 5]
+
+    root = tmp_path / "cocoa"  # the converted file is a dataset of its own
+    shutil.copytree(COCOA_TINY, root / "images" / "test")
+    assert cli.main(["convert", str(COCOA_TINY), "--out", str(root / "annotations" / "test.json")]) == 0
+    assert json.loads((root / "annotations" / "test.json").read_text())["annotations"] == data["annotations"]
+    assert validate_dataset(root) == (["test"], [])
+    capsys.readouterr()
+    out = tmp_path / "visible.json"
+    assert cli.main(["evaluate", "--method", "visible", "--protocol", "given-visible", "--data", str(root),
+                     "--split", "test", "--json", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    per_category = {"bottle": (1 + 120 / 144) / 2, "box": 132 / 168, "cup": (1 + 112 / 120) / 2}
+    assert result["miou"] == pytest.approx(sum(per_category.values()) / 3, abs=1e-6)
+    assert {name: figures["miou"] for name, figures in result["per_category"].items()} == pytest.approx(
+        per_category, abs=1e-6)
+    assert result["occluded_miou"] == 0.0 and result["num_instances"] == 5 and result["num_images"] == 2
+    assert_visible_baseline_figures(result, root / "annotations" / "test.json")
 
 
 def test_cli_unknown_method(tiny_dataset, tmp_path, capsys):
@@ -317,10 +440,11 @@ def test_evaluation_keeps_every_object_the_detector_proposes():
 @pytest.mark.parametrize("threshold", ["1.5", "-0.1", "nan"])
 def test_cli_rejects_a_score_threshold_outside_0_1(tiny_dataset, tmp_path, capsys, threshold):
     out = tmp_path / "x.json"
-    rc = cli.main(["evaluate", "--method", "maskrcnn-amodal", "--data", str(tiny_dataset), "--json", str(out),
-                   "--score-threshold", threshold])
-    assert rc == 2
-    assert "score threshold must lie in [0, 1]" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit, match="2"):  # refused by argparse, before anything runs
+        cli.main(["evaluate", "--method", "maskrcnn-amodal", "--data", str(tiny_dataset), "--json", str(out),
+                  "--score-threshold", threshold])
+    err = capsys.readouterr().err
+    assert "argument --score-threshold: expected a " in err and f"got '{threshold}'" in err and not out.exists()
 
 
 def test_per_instance_scores_reproduce_the_summary(disc_dataset):
@@ -371,8 +495,9 @@ def test_cli_compare_names_the_file_and_the_problem(tiny_dataset, tmp_path, caps
     (tmp_path / "bad.json").write_text("{")
     assert cli.main(["compare", str(tmp_path / "bad.json"), str(one)]) == 2
     assert f"{tmp_path / 'bad.json'}: not a JSON file" in capsys.readouterr().err
-    assert cli.main(["compare", str(one), str(one), "--level", "95"]) == 2
-    assert "level in (0, 1), got 2000, 95.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):  # refused by argparse, before any file is read
+        cli.main(["compare", str(one), str(one), "--level", "95"])
+    assert "argument --level: expected a number in (0.0, 1.0), got '95'" in capsys.readouterr().err
     assert cli.main(["compare", str(tmp_path / "missing.json"), str(one)]) == 2
     assert "missing.json: cannot read" in capsys.readouterr().err
 

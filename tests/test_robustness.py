@@ -101,7 +101,7 @@ def test_predict_runs_the_good_images_and_names_the_bad(tmp_path, capsys, monkey
     _write(folder / "big.png", _png_bytes(np.zeros((40, 40), np.uint8)))
     monkeypatch.setenv("AMODAL3D_MAX_PIXELS", "1000")  # big.png (1600 pixels) stands for a huge image
     out = tmp_path / "out"
-    assert main(["predict", str(folder), "--out", str(out), "--no-overlays"]) == 0
+    assert main(["predict", str(folder), "--out", str(out), "--no-overlays"]) == 1  # 1: some image failed
     printed = capsys.readouterr().out
     assert "3 image(s)" in printed and "2 failed" in printed
     assert f"failed: {folder / 'truncated.png'}: cannot read the image" in printed
@@ -138,7 +138,7 @@ def test_predict_visible_json_errors_name_the_annotation(tmp_path, capsys, segme
     path = _write(tmp_path / "visible.json", json.dumps(visible).encode())
     out = tmp_path / "out"
     assert main(["predict", str(image), str(tmp_path / "b.png"), "--visible", str(path), "--out", str(out),
-                 "--no-overlays"]) == 0
+                 "--no-overlays"]) == 1
     printed = capsys.readouterr().out
     assert "1 image(s), 1 instance(s), 1 failed" in printed
     assert any(line.startswith(f"  failed: {image}: ") for line in printed.splitlines())

@@ -85,6 +85,7 @@ def test_merge_datasets_keeps_every_instance_with_unique_ids(tiny_dataset, tmp_p
     assert cli(["validate", str(tmp_path / "merged")]) == 0
 
 
+@pytest.mark.slow
 def test_diagnosis_sorts_each_missed_object_by_its_first_reason():
     import torch
 
@@ -150,7 +151,9 @@ def test_predict_threshold_replays_the_recorded_objects_by_score_or_objectness()
     by_objectness = bench.Replay(recorder.kept, "objectness", 0.6, "fixed").predict(image)
     assert by_score.labels.tolist() == [1, 2] and by_objectness.labels.tolist() == [1, 2]
     assert bench.Replay(recorder.kept, "objectness", 0.8, "fixed").predict(image).labels.tolist() == [2]
-    with pytest.raises(KeyError):  # an image that was never recorded
+    from amodal3d.evaluation.predictor import image_key
+
+    with pytest.raises(KeyError, match=image_key(image + 1)):  # an image that was never recorded
         bench.Replay(recorder.kept, "score", 0.3, "fixed").predict(image + 1)
 
 
@@ -175,6 +178,7 @@ def test_step1_alternatives_matches_like_the_harness_and_makes_masks_disjoint():
     assert spared[0].sum() == 16 and spared[1].sum() == 16 and spared[2].sum() == 12
 
 
+@pytest.mark.slow
 def test_diagnose_detector_scores_another_detector_exactly_as_the_pipelines_own(tiny_dataset, tmp_path):
     from amodal3d.pipeline import resolve_pipeline_dir
 

@@ -79,6 +79,7 @@ def test_training_loss_is_the_best_hypothesis_and_gradients_reach_every_part():
         assert grad is not None and grad.abs().sum() > 0, name
 
 
+@pytest.mark.slow
 def test_fitting_one_silhouette_raises_iou():
     torch.manual_seed(0)
     model = ShapePrior(SMALL)

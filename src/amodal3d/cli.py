@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     except Amodal3dError as error:
         print(f"amodal3d: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file the run could not read or write (disk full, permissions...)
+        if error.filename is None:
+            raise
+        print(f"amodal3d: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("amodal3d: interrupted", file=sys.stderr)
         return 130

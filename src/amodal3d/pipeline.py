@@ -18,6 +18,7 @@ step 1 that returns masks only, its masks are joined).
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -29,6 +30,7 @@ from amodal3d.errors import DataError, WeightsError
 from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY, GivenVisible, Instances
 from amodal3d.models.crop_head import STEM as CROP_HEAD_STEM
 from amodal3d.models.crop_head import crop_head_beside
+from amodal3d.models.detector import check_resizable
 from amodal3d.models.refine import (
     STEP1_FUSION_THRESHOLD,
     RefineNet,
@@ -76,8 +78,8 @@ class AmodalSegmenter:
                  detector_amodal: bool = True, step1_fusion: float | None = STEP1_FUSION_THRESHOLD):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-        if fit_steps < 0:
-            raise ValueError(f"fit_steps must be >= 0, got {fit_steps}")
+        if isinstance(fit_steps, bool) or not isinstance(fit_steps, numbers.Integral) or fit_steps < 0:
+            raise ValueError(f"fit_steps must be a whole number >= 0, got {fit_steps!r}")
         if mode in REFINE_MODES and refine is None:
             raise WeightsError(f"mode {mode} needs refinement weights")
         self.device = torch.device(device)
@@ -114,6 +116,11 @@ class AmodalSegmenter:
         from amodal3d.models.refine_train import load_refine
         from amodal3d.models.shape_train import load_shape_prior
 
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+        if isinstance(score_threshold, bool) or not isinstance(score_threshold, numbers.Real) \
+                or not 0.0 <= float(score_threshold) <= 1.0:  # NaN too
+            raise ValueError(f"score_threshold must be a number in [0, 1], got {score_threshold!r}")
         device = resolve_device(str(device))
         folder = resolve_pipeline_dir(path_or_name)
         detector_path = folder / f"{FILES['detector']}.safetensors"
@@ -147,12 +154,28 @@ class AmodalSegmenter:
         self.timings[stage] += (now - start) * 1000.0
         return now
 
+    def check_image(self, image: np.ndarray, detect: bool = True) -> None:
+        """ValueError unless ``image`` is a uint8 (H, W, 3) array with H, W >= 1; DataError when step 1
+        must detect in it (``detect``) and its detector cannot resize it: torchvision's transform scales
+        the long side to at most ``max_size`` pixels, so an image longer than ``max_size`` times its width
+        (10000 x 10 for the 256-pixel cpu-small detector) would come out 0 pixels wide."""
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 \
+                or min(image.shape[:2]) < 1:
+            shape = getattr(image, "shape", None)
+            raise ValueError(f"expected a uint8 (H, W, 3) RGB image with H, W >= 1, got "
+                             f"{getattr(image, 'dtype', type(image).__name__)} {shape}")
+        transform = getattr(getattr(self.detector, "model", None), "transform", None)
+        if detect and transform is not None:
+            check_resizable(transform, *image.shape[:2])
+
     @torch.no_grad()
     def predict(self, image: np.ndarray, given: GivenVisible | None = None) -> Instances:
         """``image`` uint8 (H, W, 3) RGB; ``given``: visible masks to complete (steps 2-5 only; those of
         ``UNKNOWN_CATEGORY`` are named by step 1's crop head). Returns :class:`Instances` whose
         ``extras`` hold ``meshes`` (list of (verts (V, 3), faces (F, 3)) in the object frame),
-        ``viewpoints`` (azimuth, elevation, distance per instance) and ``prior_masks`` (N, H, W) bool."""
+        ``viewpoints`` (azimuth, elevation, distance per instance) and ``prior_masks`` (N, H, W) bool.
+        Images step 1 cannot read are refused before the model (:meth:`check_image`)."""
+        self.check_image(image, detect=given is None)
         start = time.perf_counter()
         height, width = image.shape[:2]
         if given is not None:

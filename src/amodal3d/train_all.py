@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+from amodal3d.paths import check_output_dir
 from amodal3d.pipeline import FILES
 
 
@@ -29,26 +30,36 @@ def train_all(data: str, out: str, detector_config: str, shape_config: str, refi
     from amodal3d.models import crop_head, refine_train, shape_train
     from amodal3d.models import detector as det
 
-    out_path = Path(out)
+    out_path = check_output_dir(out, inputs=[data])
     pipeline = out_path / "pipeline"
+    # every config is read (and checked) before the first stage starts: a bad value in the last one is
+    # reported at once, not after hours of training the first stages
     detector_experiment = det.load_experiment(detector_config)
+    crop_experiment = None
+    if crop_head_config is not None:  # step 1b learns on the kind of boxes the detector outputs
+        box_targets = det.resolve_config(detector_experiment.model).box_targets
+        crop_experiment = replace(load_experiment(crop_head.CropHeadExperiment, crop_head_config),
+                                  box_targets=box_targets)
+    shape_experiment = shape_train.load_experiment(shape_config, {})
+    finetune_experiment = (None if shape_finetune_config is None
+                           else shape_train.load_experiment(shape_finetune_config, {}))
+    refine_experiments = [(stem, refine_train.load_experiment(refine_config, {"no_prior": no_prior}))
+                          for stem, no_prior in ((FILES["refine"], False), (FILES["refine-no-prior"], True))]
+
     detector_weights = det.train_detector(detector_experiment, data, out_path / "detector",
                                           device=device, progress=progress)
     _install(detector_weights, pipeline, FILES["detector"])
-    if crop_head_config is not None:  # step 1b learns on the kind of boxes the detector outputs
-        box_targets = det.resolve_config(detector_experiment.model).box_targets
-        experiment = replace(load_experiment(crop_head.CropHeadExperiment, crop_head_config), box_targets=box_targets)
-        weights = crop_head.train_crop_head(data, out_path / "crop_head", experiment, device=device, progress=progress)
+    if crop_experiment is not None:
+        weights = crop_head.train_crop_head(data, out_path / "crop_head", crop_experiment, device=device,
+                                            progress=progress)
         _install(weights, pipeline, FILES["crop-head"])
-    shape_weights = shape_train.train_shape(data, out_path / "shape", shape_train.load_experiment(shape_config, {}),
-                                            device=device, progress=progress)
-    if shape_finetune_config is not None:
-        shape_weights = shape_train.train_shape(data, out_path / "shape_finetune",
-                                                shape_train.load_experiment(shape_finetune_config, {}),
+    shape_weights = shape_train.train_shape(data, out_path / "shape", shape_experiment, device=device,
+                                            progress=progress)
+    if finetune_experiment is not None:
+        shape_weights = shape_train.train_shape(data, out_path / "shape_finetune", finetune_experiment,
                                                 device=device, progress=progress, init=shape_weights)
     _install(shape_weights, pipeline, FILES["shape"])
-    for stem, no_prior in ((FILES["refine"], False), (FILES["refine-no-prior"], True)):
-        experiment = refine_train.load_experiment(refine_config, {"no_prior": no_prior})
+    for stem, experiment in refine_experiments:
         weights = refine_train.train_refine(data, out_path / stem, shape_weights, experiment, device=device,
                                             progress=progress)
         _install(weights, pipeline, stem)

@@ -55,6 +55,8 @@ def overlay(image: np.ndarray, visible: Sequence[np.ndarray], amodal: Sequence[n
 def grid(tiles: Sequence[Image.Image], columns: int, out: str | Path | None = None,
          captions: Sequence[str] = ()) -> Image.Image:
     """Tile images (all the size of the first) in a grid with optional captions; save if ``out``."""
+    if not tiles or columns < 1:
+        raise ValueError(f"grid: needs at least one tile and one column, got {len(tiles)} and {columns}")
     w, h = tiles[0].size
     cap = 14 if captions else 0
     rows = (len(tiles) + columns - 1) // columns

@@ -5,18 +5,21 @@ training), runs the shipped model end to end, writes overlays and a side-by-side
 
 from __future__ import annotations
 
+from amodal3d.commands.arguments import device, int_range, seed
 from amodal3d.commands.data import add_mesh_source_arguments
+
+MAX_DRAWN, MAX_SCORED = 100, 10_000
 
 
 def register(sub, train_sub) -> None:
     p = sub.add_parser("demo", help="run the shipped model on a few generated occluded scenes (no arguments needed)")
     p.add_argument("--out", default="demo_out", help="folder for the figures")
-    p.add_argument("--n", type=int, default=4, help="number of scenes drawn")
-    p.add_argument("--scored", type=int, default=24,
+    p.add_argument("--n", type=int_range(1, MAX_DRAWN), default=4, help=f"number of scenes drawn (1 to {MAX_DRAWN})")
+    p.add_argument("--scored", type=int_range(1, MAX_SCORED), default=24,
                    help="number of scenes scored (the first --n of them drawn); at least --n")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--weights", default="cpu-small", help="built-in model name or pipeline folder")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device, default="cpu")
     add_mesh_source_arguments(p)  # scenes draw the meshes of split --shapes-split, else test
     p.set_defaults(handler=cmd_demo)
 
@@ -37,10 +40,17 @@ def cmd_demo(args) -> int:
     from amodal3d.evaluation.predictor import GivenVisible
     from amodal3d.io import atomic_save_image
     from amodal3d.masks import decode_rle, xywh_to_xyxy
+    from amodal3d.paths import check_output_dir, check_output_file, check_regular_file
     from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD, AmodalSegmenter
     from amodal3d.visualize import grid, overlay
 
-    out = Path(args.out)
+    # every file the demo writes, checked before the model loads and the scenes render
+    inputs = [Path(p) for p in (args.weights, args.shapes) if p != "procedural" and Path(p).exists()]
+    if Path(args.weights).exists() and not Path(args.weights).is_dir():  # a FIFO would block its reader
+        check_regular_file(args.weights, "--weights")
+    out = check_output_dir(args.out, inputs)
+    for name in ("demo.png", *(f"scene_{i}_amodal.png" for i in range(args.n))):
+        check_output_file(out / name, inputs)
     # scored as amodal3d evaluate scores (every object step 1 proposes); drawn as predict keeps them
     segmenter = AmodalSegmenter.from_pretrained(args.weights, device=args.device, keep_by="objectness",
                                                 score_threshold=EVAL_SCORE_THRESHOLD)

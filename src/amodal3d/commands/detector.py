@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import os
 
+from amodal3d.commands.arguments import non_negative_int, positive_float, positive_int, seed
+from amodal3d.paths import check_output_dir
+
 
 def register(sub, train_sub) -> None:
     """Add ``amodal3d train detector`` and ``amodal3d train crop-head``."""
@@ -45,15 +48,15 @@ def add_training_flags(p) -> None:
                    help="start from trained weights of the same architecture (model.safetensors of a run or "
                         "a shipped file): fine-tuning with this config's schedule; ignored on resume")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--epochs", type=int, help="override train.epochs")
-    p.add_argument("--batch-size", type=int, help="override train.batch_size (per process)")
-    p.add_argument("--workers", type=int, help="override train.workers (data loading processes)")
-    p.add_argument("--seed", type=int, help="override train.seed")
-    p.add_argument("--max-iters", type=int, help="override train.max_iters")
-    p.add_argument("--lr", type=float, help="override train.lr")
-    p.add_argument("--warmup-iters", type=int, help="override train.warmup_iters")
+    p.add_argument("--epochs", type=positive_int, help="override train.epochs")
+    p.add_argument("--batch-size", type=positive_int, help="override train.batch_size (per process)")
+    p.add_argument("--workers", type=non_negative_int, help="override train.workers (data loading processes)")
+    p.add_argument("--seed", type=seed, help="override train.seed")
+    p.add_argument("--max-iters", type=positive_int, help="override train.max_iters")
+    p.add_argument("--lr", type=positive_float, help="override train.lr")
+    p.add_argument("--warmup-iters", type=non_negative_int, help="override train.warmup_iters")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA (train.amp)")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=positive_int,
                    help="torch CPU threads per process (default: torch's choice, the core count). On a "
                         "shared machine use 1: OpenMP threads that spin-wait slow training down many times "
                         "over when another process is busy (OMP_WAIT_POLICY defaults to PASSIVE here)")
@@ -77,15 +80,13 @@ def cmd_train_detector(args) -> int:
 
     import torch
 
-    from amodal3d.engine.config import ConfigError
+    from amodal3d.engine.config import replace_checked
     from amodal3d.engine.distributed import cleanup_distributed
     from amodal3d.models.detector import load_experiment, train_detector
 
+    check_output_dir(args.out, inputs=[args.data])
     experiment = load_experiment(args.config)
-    try:
-        train = dataclasses.replace(experiment.train, **training_overrides(args))
-    except ValueError as error:
-        raise ConfigError(f"command line: {error}") from None
+    train = replace_checked(experiment.train, training_overrides(args), prefix="train.")
     experiment = dataclasses.replace(experiment, train=train)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,6 +107,7 @@ def cmd_train_crop_head(args) -> int:
     from amodal3d.engine.config import load_experiment
     from amodal3d.models.crop_head import CropHeadExperiment, train_crop_head
 
+    check_output_dir(args.out, inputs=[args.data])
     experiment = load_experiment(CropHeadExperiment, args.config, training_overrides(args))
     if args.threads:
         torch.set_num_threads(args.threads)

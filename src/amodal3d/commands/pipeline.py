@@ -7,23 +7,47 @@ import glob
 import os
 from pathlib import Path
 
+from amodal3d.commands.arguments import non_negative_int, positive_int, probability
 from amodal3d.commands.detector import add_training_flags, training_overrides
-from amodal3d.errors import DataError
+from amodal3d.errors import Amodal3dError, DataError
+from amodal3d.paths import check_regular_file
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# the one rule for what predict reads, in a folder, from a glob or named: the formats read_image
+# decodes (a GIF: its first frame)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+PREDICT_EPILOG = """\
+outputs (OUT/): results.json (COCO results, RLE; file_name = the image path as given), overlays/NAME.png
+and meshes/NAME_K.EXT, NAME being the image's path relative to the folder all inputs share, without its
+suffix (predict a/ b/ writes overlays/a/x.png and overlays/b/x.png). --visible: an entry names an image
+when its file_name is a path suffix of the image's path (x.png or a/x.png name a/x.png); an entry naming
+two inputs, or two entries naming one, is an error.
+
+exit status: 0 every image succeeded; 1 some image(s) failed (each named on the output, results.json
+holds the others); 2 nothing was run (bad argument, missing file or weights, unusable --out)."""
+
+# train all: the stages' configs (paths in a checkout of the repository)
+DEFAULT_CONFIGS = {"detector_config": "configs/detector_cpu_small.yaml",
+                   "crop_head_config": "configs/crop_head_cpu.yaml", "shape_config": "configs/shape_cpu.yaml",
+                   "shape_finetune_config": "configs/shape_cpu_sharpen.yaml",
+                   "refine_config": "configs/refine_cpu.yaml"}
 
 
 def register(sub, train_sub) -> None:
     p = sub.add_parser("predict", help="amodal masks, meshes and viewpoints for images (files, folders, globs)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+                       description="Amodal masks, meshes and viewpoints for images; an image that fails is "
+                                   "named and the others still run.",
+                       epilog=PREDICT_EPILOG, formatter_class=_DefaultsAndEpilog)
+    p.add_argument("images", nargs="+",
+                   help=f"image files, folders (their images, not recursive) or glob patterns; images are "
+                        f"the files ending in {', '.join(IMAGE_SUFFIXES)}")
     p.add_argument("--out", required=True, help="output folder: results.json (COCO, RLE) and overlays")
     p.add_argument("--weights", default="cpu-small", help="built-in model name or pipeline folder")
     p.add_argument("--mode", default="a3d", choices=["a3d", "a3d-no-prior", "a3d-no-refine", "prior-only"])
     p.add_argument("--no-occluder-constraint", action="store_true",
                    help="let hidden parts extend anywhere, not only under other detected instances (for images "
                         "whose occluders are not all detected)")
-    p.add_argument("--fit-steps", type=_steps, default=None,
+    p.add_argument("--fit-steps", type=non_negative_int, default=None,
                    help="render-and-compare steps fitting each prior's camera to its visible mask before "
                         "refinement (default: the steps the refinement was trained with, 0 for cpu-small; 10 "
                         "completes hidden parts better at about half the speed)")
@@ -37,7 +61,7 @@ def register(sub, train_sub) -> None:
     p.add_argument("--visible", default=None,
                    help="COCO JSON of visible masks (e.g. from another segmenter): run steps 2-5 only")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--score-threshold", type=float, default=None, metavar="T",
+    p.add_argument("--score-threshold", type=probability, default=None, metavar="T",
                    help="keep objects scoring at least T (default 0.2: the best F1 of step 1 on the "
                         "validation split; amodal3d evaluate keeps every object step 1 proposes)")
     p.add_argument("--meshes", choices=["none", "obj", "glb"], default="none", help="write each instance's mesh")
@@ -53,56 +77,68 @@ def register(sub, train_sub) -> None:
     p.add_argument("--visible-from", default=None, metavar="CROP_HEAD",
                    help="train on the visible masks this crop head (.safetensors) reads from ground-truth boxes "
                         "jittered like detections, as step 1 gives them at test time, instead of the true ones")
-    p.add_argument("--limit-images", type=int, default=None)
+    p.add_argument("--limit-images", type=positive_int, default=None)
     p.set_defaults(handler=cmd_train_refine)
 
     p = train_sub.add_parser("all", help="stages 1 -> 2-4 -> 5 in order, resumable at any stage",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="run folder; OUT/pipeline is a folder --weights accepts")
-    p.add_argument("--detector-config", default="configs/detector_cpu_small.yaml")
-    p.add_argument("--crop-head-config", default="configs/crop_head_cpu.yaml",
+    p.add_argument("--detector-config", default=DEFAULT_CONFIGS["detector_config"],
+                   help="the defaults are relative to a checkout of the repository")
+    p.add_argument("--crop-head-config", default=DEFAULT_CONFIGS["crop_head_config"],
                    help="step 1b, trained after the detector ('none': skip)")
-    p.add_argument("--shape-config", default="configs/shape_cpu.yaml")
-    p.add_argument("--shape-finetune-config", default="configs/shape_cpu_sharpen.yaml",
+    p.add_argument("--shape-config", default=DEFAULT_CONFIGS["shape_config"])
+    p.add_argument("--shape-finetune-config", default=DEFAULT_CONFIGS["shape_finetune_config"],
                    help="second shape stage started from the first's weights ('none': skip)")
-    p.add_argument("--refine-config", default="configs/refine_cpu.yaml")
+    p.add_argument("--refine-config", default=DEFAULT_CONFIGS["refine_config"])
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_train_all)
 
 
-def _steps(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
+class _DefaultsAndEpilog(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help, the epilog's lines as written."""
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def expand_images(items: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns -> image paths. An argument that names
-    nothing is an error; a folder without images too."""
+    """Files, folders (their images, sorted) and glob patterns -> image paths, each once. One rule
+    (:data:`IMAGE_SUFFIXES`) everywhere: a folder and a pattern give their files with those suffixes, a
+    named file with another suffix is refused. An argument that names nothing is an error; a folder
+    or a pattern without images too."""
+    supported = ", ".join(IMAGE_SUFFIXES)
     paths: list[Path] = []
     for item in items:
+        if not item.strip():
+            raise DataError(f"{item!r}: an empty image argument (give a file, folder or pattern)")
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = sorted(p for p in path.iterdir() if _is_image(p) and p.is_file())
             if not found:
-                raise DataError(f"{path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+                raise DataError(f"{path}: the folder holds no images ({supported})")
             paths += found
-        elif path.is_file():
-            paths.append(path)
+        elif path.exists():
+            if not _is_image(path):
+                raise DataError(f"{path}: not an image file name (supported: {supported})")
+            paths.append(check_regular_file(path))
         elif any(ch in item for ch in "*?["):
             matched = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
             if not matched:
                 raise DataError(f"{item}: the pattern matches no file")
+            matched = [p for p in matched if _is_image(p)]
+            if not matched:
+                raise DataError(f"{item}: the pattern matches no image ({supported})")
             paths += matched
         else:
             raise DataError(f"{item}: no such file or folder")
-    return paths
+    unique: dict[str, Path] = {}
+    for path in paths:  # a folder and a file in it, or two overlapping patterns: each image once
+        unique.setdefault(os.path.abspath(path), path)
+    return list(unique.values())
 
 
 def cmd_predict(args) -> int:
@@ -117,7 +153,7 @@ def cmd_predict(args) -> int:
           f"{len(summary['failed'])} failed")
     for _, reason in summary["failed"]:
         print(f"  failed: {reason}")
-    return 1 if summary["failed"] and not summary["images"] else 0
+    return 1 if summary["failed"] else 0  # 2: an Amodal3dError before any image ran (cli.main)
 
 
 def cmd_train_refine(args) -> int:
@@ -126,6 +162,11 @@ def cmd_train_refine(args) -> int:
 
     from amodal3d.models.refine_train import load_experiment, train_refine
 
+    if args.config is not None:
+        check_regular_file(args.config, "--config")
+    check_regular_file(args.shape_weights, "--shape-weights")
+    if args.visible_from is not None:
+        check_regular_file(args.visible_from, "--visible-from")
     experiment = load_experiment(args.config, {**training_overrides(args), "no_prior": args.no_prior})
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -141,6 +182,18 @@ def cmd_train_all(args) -> int:
     def optional(path: str) -> str | None:
         return None if path.lower() == "none" else path
 
+    # every stage's config before the first stage trains (a missing refine config would otherwise stop
+    # the run hours in)
+    for option in ("detector_config", "crop_head_config", "shape_config", "shape_finetune_config", "refine_config"):
+        path, flag = optional(getattr(args, option)), "--" + option.replace("_", "-")
+        if path is None:
+            continue
+        if not Path(path).exists() and not Path(path).is_absolute():
+            hint = " (the default is relative to a checkout of the amodal3d repository)" \
+                if path == DEFAULT_CONFIGS[option] else ""
+            raise Amodal3dError(f"{flag}: config file {path} not found from {os.getcwd()}{hint}; pass its path "
+                                f"with {flag}")
+        check_regular_file(path, flag)
     print(train_all(args.data, args.out, args.detector_config, args.shape_config, args.refine_config,
                     args.device, progress=not args.quiet, shape_finetune_config=optional(args.shape_finetune_config),
                     crop_head_config=optional(args.crop_head_config)))

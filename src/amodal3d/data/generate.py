@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import numbers
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,10 +27,21 @@ from tqdm import tqdm
 from amodal3d.data.meshes import MeshSource, open_mesh_source, seed_from
 from amodal3d.data.scene import SceneConfig, render_scene
 from amodal3d.data.schema import dataset_json
-from amodal3d.errors import DataError
-from amodal3d.io import atomic_save_image, atomic_write_bytes, atomic_write_json, remove_temporaries
+from amodal3d.errors import DataError, MeshError
+from amodal3d.io import _TEMPORARY, atomic_save_image, atomic_write_bytes, atomic_write_json, remove_temporaries
+from amodal3d.paths import check_output_dir, check_regular_file, check_split_name, lies_inside
 
 MAX_OBJECTS_PER_IMAGE = 100  # annotation id = image_id * 100 + k
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 4096  # pixels: smaller scenes lose their objects, larger ones the memory
+SEED_MAX = 2**32 - 1  # numpy seeds are unsigned 32-bit words
+RECORD = "generation.json"  # OUT/generation.json: the arguments of the run that generated OUT
+
+
+def _check_whole(name: str, value: object, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or \
+            (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise DataError(f"{name}: expected a whole number {bounds}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,24 @@ class GenerateConfig:
     save_meshes: bool = False
     scene: SceneConfig = field(default_factory=SceneConfig)
 
+    def __post_init__(self) -> None:
+        """Refuse what would write outside ``out`` (a split name such as ``../x``) or fail later."""
+        if not isinstance(self.splits, dict) or not self.splits:
+            raise DataError(f"--split: expected NAME=COUNT[,NAME=COUNT...], got {self.splits!r}")
+        for name, count in self.splits.items():
+            check_split_name(name, "--split")
+            _check_whole(f"--split {name}", count, 1)
+        if self.shapes_split is not None:
+            check_split_name(self.shapes_split, "--shapes-split")
+        _check_whole("--seed", self.seed, 0, SEED_MAX)
+        _check_whole("--shard-size", self.shard_size, 1)
+        _check_whole("--size", self.scene.size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+        low, high = self.scene.min_objects, self.scene.max_objects
+        _check_whole("--objects", low, 1, MAX_OBJECTS_PER_IMAGE)
+        _check_whole("--objects", high, 1, MAX_OBJECTS_PER_IMAGE)
+        if low > high:
+            raise DataError(f"--objects: expected MIN <= MAX, got {low}-{high}")
+
     def fingerprint(self) -> dict:
         """What must match for a run to resume into an existing ``out``."""
         config = asdict(self)
@@ -52,14 +83,23 @@ class GenerateConfig:
         return config
 
 
+_COUNT = re.compile(r"[0-9]+")
+
+
 def parse_splits(text: str) -> dict[str, int]:
-    """``"train=8000,val=500,test=1000"`` -> ``{"train": 8000, "val": 500, "test": 1000}``."""
+    """``"train=8000,val=500,test=1000"`` -> ``{"train": 8000, "val": 500, "test": 1000}``. Each name is
+    a plain name (:func:`amodal3d.paths.check_split_name`), given once, with a COUNT >= 1."""
     splits = {}
     for item in text.split(","):
-        name, _, count = item.partition("=")
-        if not name.strip() or not count.strip().isdigit():
+        name, equals, count = (part.strip() for part in item.partition("="))
+        if not equals or not _COUNT.fullmatch(count):
             raise DataError(f"--split: expected NAME=COUNT[,NAME=COUNT...], got {item!r}")
-        splits[name.strip()] = int(count)
+        check_split_name(name, "--split")
+        if name in splits:
+            raise DataError(f"--split: split {name} is given twice")
+        if int(count) < 1:
+            raise DataError(f"--split: {name}={count}: COUNT must be at least 1")
+        splits[name] = int(count)
     return splits
 
 
@@ -125,23 +165,98 @@ def _run_shard(shard: Shard) -> dict:
     return render_shard(shard, _WORKER["config"], _WORKER["source"])
 
 
+# fingerprint key -> the option that sets it, for messages
+_OPTIONS = {"seed": "--seed", "shapes": "--shapes", "shapes_split": "--shapes-split", "shard_size": "--shard-size",
+            "save_meshes": "--save-meshes", "scene.size": "--size", "scene.min_objects": "--objects MIN",
+            "scene.max_objects": "--objects MAX"}
+
+
+def _flatten(record: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _differences(previous: dict, current: dict) -> list[str]:
+    """``name: old -> new`` for each setting (splits aside) that differs between two fingerprints."""
+    old = _flatten({k: v for k, v in previous.items() if k != "splits"})
+    new = _flatten({k: v for k, v in current.items() if k != "splits"})
+    return [f"{_OPTIONS.get(key, key)}: {old.get(key, '(none)')} -> {new.get(key, '(none)')}"
+            for key in sorted(old.keys() | new.keys(), key=lambda k: (k.count("."), k)) if old.get(key) != new.get(key)]
+
+
+def _first_file(folder: Path) -> Path | None:
+    """The first file under ``folder`` (sorted walk) that is not a temporary of a killed writer."""
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            if not _TEMPORARY.fullmatch(name):
+                return Path(root) / name
+    return None
+
+
+def read_record(path: Path) -> dict:
+    """The fingerprint that an earlier run wrote to ``OUT/generation.json``."""
+    check_regular_file(path)
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(previous, dict) or not isinstance(previous.get("splits", {}), dict):
+        raise DataError(f"{path}: not the record of an amodal3d generate run (a JSON object with 'splits')")
+    return previous
+
+
 def check_fingerprint(config: GenerateConfig) -> None:
-    """Record the arguments in ``OUT/generation.json``; refuse to resume with different ones."""
-    path = Path(config.out) / "generation.json"
+    """Record the arguments in ``OUT/generation.json``; refuse to resume with different ones. A record
+    whose run wrote no image and no shard yet (it failed before its first image) is replaced."""
+    out = Path(config.out)
+    path = out / RECORD
     fingerprint = config.fingerprint()
-    if path.exists():
-        try:
-            previous = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: not valid JSON ({error})") from None
+    if path.exists() or path.is_symlink():
+        previous = read_record(path)
         # Splits may grow or be added; every other argument must be the same.
-        same = {k: v for k, v in previous.items() if k != "splits"} == \
-               {k: v for k, v in fingerprint.items() if k != "splits"}
-        if not same:
-            raise DataError(f"{path}: {config.out} was generated with other arguments ({previous}); "
+        differences = _differences(previous, fingerprint)
+        if not differences:
+            fingerprint["splits"] = {**previous.get("splits", {}), **fingerprint["splits"]}
+        elif _first_file(out / "images") or _first_file(out / "annotations"):
+            raise DataError(f"{path}: {out} was generated with other arguments ({', '.join(differences)}); "
                             "use the same arguments to resume, or another --out")
-        fingerprint["splits"] = {**previous.get("splits", {}), **fingerprint["splits"]}
     atomic_write_json(path, fingerprint, indent=2)
+
+
+def check_out(config: GenerateConfig, source: MeshSource) -> None:
+    """Before anything is written: ``OUT`` and the folders and files the run writes in it can be written,
+    ``OUT`` does not hold another dataset (files and no record of an earlier run), is not in the
+    ``--shapes`` folder, and the mesh source has meshes in each split."""
+    out = Path(config.out)
+    mesh_root = None if source.kind == "procedural" else source.root
+    check_output_dir(out, [mesh_root] if mesh_root else [])
+    if mesh_root is not None and lies_inside(out, mesh_root):
+        raise DataError(f"--out: {out} lies inside the --shapes folder {mesh_root}: refused (give another --out)")
+    if mesh_root is not None and config.save_meshes and lies_inside(mesh_root, out / "meshes"):
+        raise DataError(f"--shapes: {mesh_root} lies inside {out / 'meshes'}, where --save-meshes writes: refused")
+    empty = [s for s in config.splits if not any(source.mesh_ids(c, s) for c in source.categories)]
+    if empty:
+        raise MeshError(f"{config.shapes}: no meshes in split(s) {', '.join(empty)} (a mesh's split is a hash of "
+                        f"its path: train 80 %, val 5 %, test 15 %; --shapes-split SPLIT puts every mesh in SPLIT)")
+    folders = [out / "annotations", out / "annotations" / "parts", out / "images"]
+    for split in config.splits:
+        folders += [out / "images" / split, out / "annotations" / "parts" / split]
+        if (out / "annotations" / f"{split}.json").is_dir():
+            raise DataError(f"--out: {out / 'annotations' / f'{split}.json'} is a folder: refused")
+    for folder in folders + ([out / "meshes"] if config.save_meshes else []):
+        check_output_dir(folder)
+    if not (out / RECORD).exists() and not (out / RECORD).is_symlink():
+        for folder in ("annotations", "images", *(["meshes"] if config.save_meshes else [])):
+            found = _first_file(out / folder)
+            if found is not None:
+                raise DataError(f"{found}: {out} holds files that no amodal3d generate run recorded (no {RECORD}); "
+                                f"they could be overwritten: refused (give another --out)")
 
 
 def remove_stale_temporaries(out: Path, shards: list[Shard], everything: bool) -> None:
@@ -164,9 +279,13 @@ def merge_split(out: Path, split: str, shards: list[Shard], config: GenerateConf
         return None
     images, annotations = [], []
     for path in parts:
-        part = json.loads(path.read_text())
-        images += part["images"]
-        annotations += part["annotations"]
+        try:
+            part = json.loads(check_regular_file(path).read_text(encoding="utf-8"))
+            images += part["images"]
+            annotations += part["annotations"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+            raise DataError(f"{path}: not a shard written by amodal3d generate ({type(error).__name__}: {error}); "
+                            f"delete it to render the shard again") from None
     info = {"description": f"amodal3d synthetic amodal dataset, split {split}",
             "generator": {k: v for k, v in config.fingerprint().items()}}
     return atomic_write_json(out / "annotations" / f"{split}.json", dataset_json(images, annotations, info))
@@ -182,10 +301,11 @@ def generate(config: GenerateConfig, workers: int = 1, shard: tuple[int, int] = 
         raise DataError(f"--shapes-split {config.shapes_split} puts every mesh in {config.shapes_split}: "
                         f"split(s) {', '.join(others)} would have none; generate {config.shapes_split} only")
     out = Path(config.out)
+    # fail early and clearly on a bad --shapes or --out, before the record of this run is written
+    source = open_mesh_source(config.shapes, seed=config.seed, only_split=config.shapes_split)
+    check_out(config, source)
     out.mkdir(parents=True, exist_ok=True)
     check_fingerprint(config)
-    # fail early and clearly on a bad --shapes
-    open_mesh_source(config.shapes, seed=config.seed, only_split=config.shapes_split)
     shards = plan_shards(config)
     mine = [s for k, s in enumerate(shards) if k % shard[1] == shard[0]]
     remove_stale_temporaries(out, mine, everything=shard[1] == 1)

@@ -18,7 +18,8 @@ import trimesh
 
 from amodal3d import CATEGORY_NAMES, SYNSET_TO_NAME
 from amodal3d.data.shapes.primitives import normalize_mesh
-from amodal3d.errors import MeshError
+from amodal3d.errors import DataError, MeshError
+from amodal3d.paths import check_regular_file, check_split_name
 
 MESH_EXTENSIONS = (".obj", ".ply", ".off", ".glb", ".gltf", ".stl")
 # Fractions of a real mesh collection assigned to each split (by a stable hash of the mesh id).
@@ -51,6 +52,10 @@ def load_mesh_file(path: str | Path) -> trimesh.Trimesh:
     """Read one mesh file (OBJ/PLY/OFF/GLB/GLTF/STL; a multi-part scene becomes one mesh with a part
     id per sub-mesh), check it and normalise it. Raises :class:`MeshError` naming the file."""
     path = Path(path)
+    try:
+        check_regular_file(path)  # a FIFO would block trimesh forever
+    except DataError as error:
+        raise MeshError(str(error)) from None
     try:
         loaded = trimesh.load(path, process=False)
     except Exception as error:  # trimesh raises many types for corrupt files
@@ -167,7 +172,12 @@ def open_mesh_source(spec: str | Path, seed: int = 0, only_split: str | None = N
     """``"procedural"`` or a folder: a ShapeNetCore v1/v2 root (synset folders holding
     ``<model>/models/model_normalized.obj`` or ``<model>/model.obj``) or a folder with one sub-folder
     of mesh files per category name. ``only_split`` puts every mesh of a folder in that split.
-    Raises :class:`MeshError` when no usable mesh is found."""
+    Raises :class:`MeshError` when no usable mesh is found, :class:`Amodal3dError` for an ``only_split``
+    that is not a plain name (:func:`amodal3d.paths.check_split_name`)."""
+    if only_split is not None:
+        check_split_name(only_split, "--shapes-split")
+    if not str(spec).strip():
+        raise MeshError("--shapes: empty (give 'procedural' or a ShapeNetCore / mesh folder)")
     if str(spec) == "procedural":
         if only_split:
             raise MeshError("--shapes-split applies to a mesh folder, not to procedural meshes "

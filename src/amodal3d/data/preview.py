@@ -35,6 +35,8 @@ def shaded_view(mesh: trimesh.Trimesh, azimuth: float = 40.0, elevation: float =
 def contact_sheet(meshes: Sequence[trimesh.Trimesh], labels: Sequence[str], out: str | Path,
                   columns: int = 4, size: int = 192, azimuth: float = 40.0) -> Path:
     """Write a grid of shaded views (one per mesh, label below) as a PNG; returns its path."""
+    if not meshes or columns < 1:
+        raise ValueError(f"contact_sheet: needs at least one mesh and one column, got {len(meshes)} and {columns}")
     rows = (len(meshes) + columns - 1) // columns
     sheet = Image.new("RGB", (columns * size, rows * (size + 14)), "white")
     draw = ImageDraw.Draw(sheet)

@@ -7,6 +7,7 @@ object cast alone gives its full (amodal) silhouette.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,10 +28,20 @@ class RayCastResult:
     amodal: np.ndarray       # (N, H, W) bool full silhouette of each object
 
 
+def ray_backend() -> str:
+    """The intersector ray casting uses: ``"embree"`` (trimesh's ``ray_pyembree`` over embreex, a
+    dependency) or ``"trimesh"`` (trimesh's pure-Python fallback when embree cannot be imported: the same
+    masks up to grazing edges, but many times slower)."""
+    return "embree" if trimesh.ray.has_embree else "trimesh"
+
+
 def _intersector(mesh: trimesh.Trimesh):
-    """An embree intersector when embree is installed (it is a dependency), else trimesh's own."""
+    """An embree intersector when embree is installed (it is a dependency), else trimesh's own, with a
+    warning that says so."""
     if trimesh.ray.has_embree:
         return trimesh.ray.ray_pyembree.RayMeshIntersector(mesh)
+    warnings.warn("embree (the embreex package) cannot be imported: ray casting falls back to trimesh's "
+                  "pure-Python intersector, many times slower (pip install embreex)", RuntimeWarning, stacklevel=2)
     return trimesh.ray.ray_triangle.RayMeshIntersector(mesh)
 
 

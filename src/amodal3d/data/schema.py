@@ -7,6 +7,41 @@ from amodal3d import CATEGORIES, CATEGORY_ID
 SCHEMA_VERSION = 1
 
 
+def is_int(value: object) -> bool:
+    """A JSON integer (not a boolean, not a float such as 3.0, not a string such as "3")."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """A JSON number (int or float; not a boolean, string or null)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def id_problem(entry: dict, key: str = "id") -> str | None:
+    """What is wrong with an id field (``id``, ``image_id``, ``category_id``) of a COCO entry, or None."""
+    value = entry[key]
+    return None if is_int(value) else f"{key} {value!r} is not an integer id"
+
+
+def image_size_problem(entry: dict, max_pixels: int | None = None) -> str | None:
+    """What is wrong with the ``width`` / ``height`` of a COCO image entry (positive integers, at most
+    ``max_pixels`` pixels in all), or None."""
+    for key in ("width", "height"):
+        value = entry[key]
+        if not is_int(value) or value <= 0:
+            return f"{key} {value!r} is not a positive integer"
+    if max_pixels is not None and entry["width"] * entry["height"] > max_pixels:
+        return (f"{entry['width']}x{entry['height']} image is over the {max_pixels:,}-pixel limit; downscale it "
+                f"or raise AMODAL3D_MAX_PIXELS")
+    return None
+
+
+def entry_name(kind: str, entry: object) -> str:
+    """``image 3`` / ``annotation 12`` / ``category 2`` (``?`` for an entry without a usable id)."""
+    ident = entry.get("id", "?") if isinstance(entry, dict) else "?"
+    return f"{kind} {ident if is_int(ident) else repr(ident)}"
+
+
 def categories_json() -> list[dict]:
     """The 13 categories as COCO categories (ids 1..13) carrying their ShapeNet synset."""
     return [{"id": i + 1, "name": name, "supercategory": "shapenet", "synset": synset,
@@ -17,7 +52,8 @@ def categories_are_ours(categories: object) -> bool:
     """True when a COCO ``categories`` list names its ids as this project does (1 airplane .. 13 vessel):
     only then are its category ids this model's categories; others (COCO, KINS, class-agnostic) are not."""
     return isinstance(categories, list) and bool(categories) and all(
-        isinstance(c, dict) and CATEGORY_ID.get(c.get("name")) == c.get("id") for c in categories)
+        isinstance(c, dict) and isinstance(c.get("name"), str) and CATEGORY_ID.get(c["name"]) == c.get("id")
+        for c in categories)
 
 
 def dataset_json(images: list[dict], annotations: list[dict], info: dict | None = None,

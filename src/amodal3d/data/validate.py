@@ -6,12 +6,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from amodal3d.data.dataset import load_annotation_file, resolve_image_path
+from amodal3d.data.dataset import load_annotation_file, resolve_image_path, split_paths
 from amodal3d.errors import DataError
-from amodal3d.masks import box_contains_mask, decode_rle
+from amodal3d.masks import box_contains_mask, decode_rle, rle_problems
 
 MASK_KEYS = ("amodal_segm", "visible_segm", "occluder_segm")
 
@@ -29,23 +28,28 @@ class Violation:
         return f"{self.file}: {', '.join(w for w in where if w) or 'file'}: {self.problem}"
 
 
-def _decode(ann: dict, key: str, size: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
-    rle = ann.get(key)
-    if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
-        return None, f"{key} is not a COCO RLE"
-    if list(rle["size"]) != list(size):
-        return None, f"{key} size {list(rle['size'])} disagrees with the image size {list(size)}"
-    try:
-        return decode_rle(rle), None
-    except Exception as error:  # pycocotools raises plain exceptions on corrupt counts
-        return None, f"{key} does not decode ({error})"
+def _mask_problems(annotations: list[dict], sizes: dict[int, tuple[int, int]]) -> dict[tuple[int, str], str | None]:
+    """What keeps each mask of each annotation of a known image from being decoded, keyed by
+    (annotation index, key), or None when it may be decoded (:func:`amodal3d.masks.rle_problems`, all
+    checked in one batch). A missing optional ``occluder_segm`` is left out."""
+    items, keys = [], []
+    for index, ann in enumerate(annotations):
+        size = sizes.get(ann["image_id"])
+        if size is None:
+            continue
+        for key in MASK_KEYS:
+            if key == "occluder_segm" and key not in ann:
+                continue
+            items.append((ann.get(key), size))
+            keys.append((index, key))
+    return {where: problem and f"{where[1]} {problem}" for where, problem in zip(keys, rle_problems(items))}
 
 
 def validate_split(annotation_file: Path, image_dir: Path, check_images: bool = True) -> list[Violation]:
     """Every violation of the schema's invariants in one annotation file."""
     name = str(annotation_file)
     try:
-        data = load_annotation_file(annotation_file)
+        data = load_annotation_file(annotation_file, checks="no-masks")  # mask problems: one violation each
     except DataError as error:
         return [Violation(name, None, None, str(error).removeprefix(f"{name}: "))]
     out: list[Violation] = []
@@ -79,22 +83,23 @@ def validate_split(annotation_file: Path, image_dir: Path, check_images: bool = 
             add(im["id"], None, f"image file {path} is {width}x{height}, annotation says "
                                 f"{im['width']}x{im['height']}")
 
-    for ann in data["annotations"]:
+    mask_problems = _mask_problems(data["annotations"], {i: (im["height"], im["width"]) for i, im in images.items()})
+    for index, ann in enumerate(data["annotations"]):
         img_id, ann_id = ann["image_id"], ann["id"]
         if ann["category_id"] not in category_ids:
             add(img_id, ann_id, f"unknown category id {ann['category_id']}")
-        im = images.get(img_id)
-        if im is None:
+        if img_id not in images:
             add(img_id, ann_id, "refers to an image id that is not in 'images'")
             continue
-        size = (im["height"], im["width"])
         masks = {}
         for key in MASK_KEYS:
-            if key == "occluder_segm" and key not in ann:
+            if (index, key) not in mask_problems:
                 continue
-            masks[key], problem = _decode(ann, key, size)
+            problem = mask_problems[index, key]
             if problem:
                 add(img_id, ann_id, problem)
+            else:
+                masks[key] = decode_rle(ann[key], check=False)
         amodal, visible = masks.get("amodal_segm"), masks.get("visible_segm")
         if amodal is None or visible is None:
             continue
@@ -127,6 +132,9 @@ def validate_dataset(root: str | Path, splits: list[str] | None = None,
         splits = sorted(p.stem for p in (root / "annotations").glob("*.json"))
         if not splits:
             raise DataError(f"{root}: no annotation files under {root / 'annotations'}")
+    else:
+        for split in splits:
+            split_paths(root, split)  # a plain name: refused before anything is read
     violations: list[Violation] = []
     for split in splits:
         violations += validate_split(root / "annotations" / f"{split}.json", root / "images" / split,

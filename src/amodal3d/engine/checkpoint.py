@@ -23,6 +23,7 @@ from amodal3d.io import atomic_write_bytes
 
 FORMAT = "amodal3d-checkpoint"
 VERSION = 1
+SEED_MAX = 2**32 - 1  # seeds are in [0, SEED_MAX] (numpy's range; torch takes them too)
 
 
 class CheckpointError(Amodal3dError):

@@ -2,13 +2,16 @@
 
 Every problem (unknown key, wrong type, value not allowed) is a :class:`ConfigError` naming the file
 and the dotted key, e.g. ``configs/x.yaml: unknown key 'train.lr_max' (valid: batch_size, ...)``.
-Supported field types: ``int``, ``float`` (ints accepted), ``bool``, ``str``, ``Literal[...]``,
-``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``, ``dict[str, X]`` and nested dataclasses.
+Supported field types: ``int``, ``float`` (ints accepted; NaN and infinities refused), ``bool``, ``str``,
+``Literal[...]``, ``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``, ``dict[str, X]`` and
+nested dataclasses. Ranges are checked by each dataclass's ``__post_init__`` with :func:`check_range`
+(or by raising :class:`FieldError`), so that the message names the dotted key of the wrong value.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -18,12 +21,54 @@ import yaml
 
 from amodal3d.errors import Amodal3dError
 from amodal3d.io import atomic_write_bytes
+from amodal3d.paths import check_regular_file
 
 T = TypeVar("T")
 
 
 class ConfigError(Amodal3dError):
     """A config file or dict that does not match its dataclass (unknown key, wrong type or value)."""
+
+
+class FieldError(ValueError):
+    """Raised by a dataclass's ``__post_init__`` for one field's value: :func:`from_dict` reports it as
+    ``SOURCE: PREFIX.KEY: MESSAGE`` (e.g. ``x.yaml: train.lr: must be > 0, got -1.0``)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
+
+
+def check_range(owner: Any, name: str, low: float | None = None, high: float | None = None, *,
+                low_open: bool = False, high_open: bool = False) -> None:
+    """``FieldError`` unless ``owner.name`` (a number, a tuple of numbers or None) is finite and in
+    ``[low, high]`` (``low_open`` / ``high_open`` exclude the bound). Used in ``__post_init__``."""
+    value = getattr(owner, name)
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    for index, item in enumerate(values):
+        key = f"{name}[{index}]" if isinstance(value, (tuple, list)) else name
+        if item is None:
+            continue
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise FieldError(key, f"expected a number, got {item!r}")
+        if not math.isfinite(item):
+            raise FieldError(key, f"expected a finite number, got {item!r}")
+        too_low = low is not None and (item <= low if low_open else item < low)
+        too_high = high is not None and (item >= high if high_open else item > high)
+        if too_low or too_high:
+            lo, hi = (f"{b:g}" if isinstance(b, float) else str(b) for b in (low, high))
+            if high is None:
+                bounds = f"{'>' if low_open else '>='} {lo}"
+            elif low is None:
+                bounds = f"{'<' if high_open else '<='} {hi}"
+            else:
+                bounds = f"in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
+            raise FieldError(key, f"must be {bounds}, got {item!r}")
+
+
+def _show(value: Any) -> str:
+    """A value as the message shows it: ``null`` for None (YAML's spelling), else its repr."""
+    return "null" if value is None else repr(value)
 
 
 def _type_name(tp: Any) -> str:
@@ -45,7 +90,7 @@ def _convert(value: Any, tp: Any, where: str, source: str) -> Any:
                 return _convert(value, option, where, source)
             except ConfigError as error:
                 errors.append(str(error))
-        raise ConfigError(f"{source}: {where}: {value!r} is not a {' or '.join(_type_name(a) for a in args)}")
+        raise ConfigError(f"{source}: {where}: {_show(value)} is not a {' or '.join(_type_name(a) for a in args)}")
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{source}: {where}: {value!r} is not one of {', '.join(map(repr, args))}")
@@ -73,19 +118,21 @@ def _convert(value: Any, tp: Any, where: str, source: str) -> Any:
         return {str(k): _convert(v, item, f"{where}.{k}", source) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{source}: {where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{source}: {where}: expected true or false, got {_show(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{source}: {where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{source}: {where}: expected an integer, got {_show(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{source}: {where}: expected a number, got {value!r}")
+            raise ConfigError(f"{source}: {where}: expected a number, got {_show(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: {where}: expected a finite number, got {_show(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{source}: {where}: expected a string, got {value!r}")
+            raise ConfigError(f"{source}: {where}: expected a string, got {_show(value)}")
         return value
     raise TypeError(f"config field {where}: unsupported type {tp!r}")
 
@@ -110,10 +157,30 @@ def from_dict(cls: type[T], data: dict, *, source: str = "<config>", prefix: str
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing:
         raise ConfigError(f"{source}: missing key {prefix + missing[0]!r}")
+    return _build(cls, kwargs, source, prefix)
+
+
+def _build(cls: type[T], kwargs: dict, source: str, prefix: str) -> T:
+    """``cls(**kwargs)``; a ValueError of its ``__post_init__`` becomes a ConfigError naming the key."""
     try:
         return cls(**kwargs)
+    except FieldError as error:
+        raise ConfigError(f"{source}: {prefix}{error.key}: {error.message}") from None
     except ValueError as error:
         raise ConfigError(f"{source}: {prefix.rstrip('.') or cls.__name__}: {error}") from None
+
+
+def replace_checked(obj: T, changes: dict, *, source: str = "command line", prefix: str = "") -> T:
+    """``dataclasses.replace(obj, **changes)`` with every change checked like a config value (type,
+    finiteness, the dataclass's ranges); ConfigError naming ``source`` and the dotted key."""
+    hints = typing.get_type_hints(type(obj))
+    fields = {f.name for f in dataclasses.fields(obj) if f.init}
+    for name in changes:
+        if name not in fields:
+            raise ConfigError(f"{source}: unknown key {prefix + name!r}")
+    converted = {name: _convert(value, hints[name], prefix + name, source) for name, value in changes.items()}
+    kwargs = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+    return _build(type(obj), {**kwargs, **converted}, source, prefix)
 
 
 def to_dict(obj: Any) -> Any:
@@ -130,8 +197,12 @@ def to_dict(obj: Any) -> Any:
 def read_yaml(path: str | Path) -> dict:
     """A YAML file -> dict; ConfigError naming the file when missing, malformed or not a mapping."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: config file not found")
+    try:
+        check_regular_file(path)
+    except Amodal3dError as error:  # a folder, a FIFO (which would block the reader) or a device
+        raise ConfigError(str(error)) from None
     try:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as error:
@@ -160,8 +231,10 @@ def save_config(path: str | Path, obj: Any) -> Path:
 
 def load_experiment(cls: type[T], path: str | Path | None, train_overrides: dict | None = None) -> T:
     """An experiment dataclass (with a ``train`` section) from YAML, or its defaults when ``path`` is
-    None; ``train_overrides`` (None values ignored) replace fields of ``train`` (CLI flags)."""
+    None; ``train_overrides`` (None values ignored) replace fields of ``train`` (CLI flags), checked like
+    the file's values (a ConfigError naming ``command line`` and the key)."""
     experiment = from_dict(cls, read_yaml(path) if path else {}, source=str(path or "<defaults>"))
     changes = {k: v for k, v in (train_overrides or {}).items() if v is not None}
-    return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **changes)) if changes \
-        else experiment
+    if not changes:
+        return experiment
+    return dataclasses.replace(experiment, train=replace_checked(experiment.train, changes, prefix="train."))

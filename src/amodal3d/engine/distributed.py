@@ -54,7 +54,10 @@ def resolve_device(request: str = "auto", local_rank: int = 0) -> torch.device:
         if not torch.cuda.is_available():
             raise DeviceError(f"--device {request}: CUDA is not available on this machine "
                               f"(torch {torch.__version__}); use --device cpu or --device auto")
-        index = int(request.split(":", 1)[1]) if ":" in request else local_rank
+        suffix = request.split(":", 1)[1] if ":" in request else str(local_rank)
+        if request != "cuda" and not (request.startswith("cuda:") and suffix.isdigit()):
+            raise DeviceError(f"--device {request}: expected auto, cpu, cuda or cuda:N")
+        index = int(suffix)
         if index >= torch.cuda.device_count():
             raise DeviceError(f"--device {request}: only {torch.cuda.device_count()} CUDA device(s) here")
         return torch.device("cuda", index)

@@ -23,11 +23,18 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from amodal3d.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from amodal3d.engine.config import save_config
+from amodal3d.engine.checkpoint import (
+    SEED_MAX,
+    CheckpointError,
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from amodal3d.engine.config import check_range, save_config
 from amodal3d.engine.distributed import DistInfo, all_gather_objects, mean_over_ranks
-from amodal3d.engine.weights import save_weights
-from amodal3d.errors import Amodal3dError
+from amodal3d.engine.weights import first_non_finite, save_weights
+from amodal3d.errors import Amodal3dError, DataError
 from amodal3d.io import remove_temporaries
 
 
@@ -65,13 +72,45 @@ class TrainConfig:
     find_unused_parameters: bool = False   # DDP option
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.workers < 0 or self.warmup_iters < 0 or (self.max_iters is not None and self.max_iters < 1):
-            raise ValueError("workers and warmup_iters must be >= 0 and max_iters >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        """Every number finite and in its range (a FieldError naming the key: see engine.config)."""
+        for name in ("epochs", "batch_size", "checkpoint_every", "log_every", "max_iters"):
+            check_range(self, name, 1)
+        for name in ("workers", "warmup_iters", "weight_decay"):
+            check_range(self, name, 0)
+        check_range(self, "seed", 0, SEED_MAX)
+        check_range(self, "lr", 0, low_open=True)
+        check_range(self, "momentum", 0, 1, high_open=True)
+        check_range(self, "betas", 0, 1, high_open=True)
+        check_range(self, "warmup_factor", 0, 1, low_open=True)
+        check_range(self, "milestones", 0, 1)
+        check_range(self, "gamma", 0, low_open=True)
+        check_range(self, "min_lr_ratio", 0, 1)
+        check_range(self, "clip_grad_norm", 0, low_open=True)
+
+
+def check_training_split(data: str | Path, split: str, limit_images: int | None = None, dataset=None):
+    """The :class:`~amodal3d.data.dataset.AmodalDataset` of ``split`` (or ``dataset``, already loaded),
+    checked before any training starts: DataError naming its annotation file when it has no image or no
+    annotated object (in its first ``limit_images`` images); ``limit_images`` is None or >= 1."""
+    from amodal3d.data.dataset import AmodalDataset
+
+    if limit_images is not None and (isinstance(limit_images, bool) or not isinstance(limit_images, int)
+                                     or limit_images < 1):
+        raise Amodal3dError(f"--limit-images: expected a whole number >= 1, got {limit_images!r}")
+    if dataset is None:
+        dataset = AmodalDataset(data, split)
+    images = dataset.images if limit_images is None else dataset.images[:limit_images]
+    where = f"split {split!r}" if limit_images is None else f"the first {limit_images} image(s) of split {split!r}"
+    if not images:
+        raise DataError(f"{dataset.annotation_file}: {where} has no images; nothing to train on")
+    if not any(dataset.by_image.get(image.get("id")) for image in images):
+        raise DataError(f"{dataset.annotation_file}: {where} has no annotated objects "
+                        f"({len(images)} image(s), 0 annotations); nothing to train on")
+    return dataset
+
+
+# optimiser settings that a checkpoint's optimiser state brings back on resume (they cannot change then)
+RESUME_FIXED = ("optimizer", "lr", "weight_decay", "momentum", "betas", "decay_norm_and_bias")
 
 
 def lr_factor(iteration: int, total: int, config: TrainConfig) -> float:
@@ -131,13 +170,6 @@ def move_to(obj: Any, device: torch.device) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(move_to(v, device) for v in obj)
     return obj
-
-
-def batch_size_of(inputs: Any) -> int:
-    """Number of samples in a batch: a list/tuple of samples, a tensor, or a dict of batched tensors."""
-    if isinstance(inputs, dict):
-        return batch_size_of(next(iter(inputs.values())))
-    return len(inputs) if isinstance(inputs, (list, tuple)) else int(inputs.shape[0])
 
 
 @dataclass(frozen=True)
@@ -221,14 +253,35 @@ class Trainer:
             save_checkpoint(self.checkpoint_path, state)
 
     def resume(self) -> bool:
-        """Load ``RUN/checkpoint.pt`` when it exists; returns whether it did."""
+        """Load ``RUN/checkpoint.pt`` when it exists; returns whether it did. Refused (one line naming the
+        checkpoint): another model config, optimiser settings that the checkpoint would silently replace
+        (see :data:`RESUME_FIXED`), a checkpoint that does not fit the model or holds NaN/inf weights."""
         if not self.checkpoint_path.is_file():
             return False
         state = load_checkpoint(self.checkpoint_path)
-        old = json.loads(state.get("run_config") or "{}")
+        try:
+            old = json.loads(state.get("run_config") or "{}")
+        except (TypeError, ValueError):
+            raise CheckpointError(f"{self.checkpoint_path}: unreadable run config in the checkpoint") from None
         if old.get("model") != self.run_config.get("model"):
             raise TrainingError(f"{self.checkpoint_path}: the run in {self.out} was started with another "
                                 "model config; use a new --out folder (or the original config)")
+        try:
+            done = bool(state["finished"]) and int(state["iteration"]) >= self.total_iters
+            if not done:  # training goes on: with the optimiser settings it started with
+                self._check_same_optimizer(old.get("train"))
+            self._load_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            detail = f"missing {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
+            raise CheckpointError(f"{self.checkpoint_path}: the checkpoint does not fit this run ({detail}); "
+                                  "use a new --out folder") from None
+        return True
+
+    def _load_state(self, state: dict) -> None:
+        bad = first_non_finite(state["model"].items())
+        if bad is not None:
+            raise CheckpointError(f"{self.checkpoint_path}: tensor {bad!r} holds NaN/inf values; the checkpoint "
+                                  "is not usable, use a new --out folder")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -245,7 +298,20 @@ class Trainer:
             self.finished = False  # more epochs or iterations were asked for
         rng = state["rng"]
         restore_rng(rng[self.info.rank] if self.info.rank < len(rng) else rng[0])
-        return True
+
+    def _check_same_optimizer(self, old_train: dict | None) -> None:
+        """The optimiser state of the checkpoint brings its own learning rate, weight decay, momentum and
+        betas: a resume asking for other values would silently train with the old ones, so it is refused."""
+        new_train = self.run_config.get("train")
+        if not isinstance(old_train, dict) or not isinstance(new_train, dict):
+            return
+        changed = [k for k in RESUME_FIXED if k in old_train and k in new_train and old_train[k] != new_train[k]]
+        if changed:
+            key = changed[0]
+            raise TrainingError(f"{self.checkpoint_path}: the run in {self.out} was started with train.{key} "
+                                f"{old_train[key]!r}, this config asks for {new_train[key]!r} (a resume keeps "
+                                "the checkpoint's optimiser settings); use a new --out folder, with --init "
+                                f"{self.out / 'model.safetensors'} to fine-tune a finished run")
 
     def log(self, record: dict) -> None:
         if self.info.is_main:
@@ -255,7 +321,11 @@ class Trainer:
 
     # ---------------------------------------------------------------- loop
     def step(self, batch) -> dict[str, torch.Tensor]:
-        """One optimisation step on a batch; returns the detached losses (and ``grad_norm``)."""
+        """One optimisation step on a batch; returns the detached losses (and ``grad_norm``).
+
+        A non-finite loss, gradient or updated parameter raises :class:`TrainingError` (naming the
+        iteration and the loss term or parameter) before anything is saved: the last checkpoint stays
+        the last good state and no weights are exported."""
         inputs, targets = move_to(batch, self.device)
         self.ddp.train()
         use_amp = self.config.amp and self.device.type == "cuda"
@@ -264,10 +334,18 @@ class Trainer:
         if not losses:
             raise TrainingError(f"{self.desc}: the model returned no losses")
         total = sum(losses.values())
-        if not torch.isfinite(total):
-            values = {k: float(v.detach()) for k, v in losses.items()}
-            raise TrainingError(f"{self.desc}: non-finite loss at iteration {self.iteration} ({values}); "
-                                "lower the learning rate or set clip_grad_norm; the last checkpoint is kept")
+        finite = torch.isfinite(total.detach()).reshape(-1).all().float()
+        # every process learns whether one of them diverged (else the others would wait in backward)
+        if float(mean_over_ranks(finite, self.info)) < 1.0:
+            values = {k: float(v.detach().float().mean()) for k, v in losses.items()}
+            bad = [k for k, v in values.items() if not math.isfinite(v)]
+            terms = ", ".join(f"{k}={values[k]}" for k in [*bad, *(k for k in values if k not in bad)])
+            if bad:
+                what = f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite"
+            else:
+                what = "the sum of the losses overflows" if not bool(finite) else \
+                    "the loss is not finite on another process"
+            self._diverged(f"non-finite loss at iteration {self.iteration + 1}: {what} ({terms})")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
@@ -276,13 +354,32 @@ class Trainer:
         else:
             norm = torch.linalg.vector_norm(torch.stack([p.grad.detach().norm() for p in params])) if params \
                 else torch.zeros(())
+        if not torch.isfinite(norm):  # gradients are averaged over processes: every process sees it
+            name = first_non_finite((n, p.grad) for n, p in self.model.named_parameters() if p.grad is not None)
+            where = f"the gradient of {name}" if name else "the gradient norm"
+            self._diverged(f"non-finite gradient at iteration {self.iteration + 1}: {where} is not finite "
+                           f"(loss {float(total.detach()):.6g})")
         self.last_lr = float(self.optimizer.param_groups[0]["lr"])
         self.optimizer.step()
         self.scheduler.step()
+        largest = [torch.linalg.vector_norm(p.detach(), ord=math.inf) for p in params if p.numel()]
+        if largest and not torch.isfinite(torch.stack(largest)).all():  # NaN/inf in a parameter
+            name = first_non_finite((n, p) for n, p in self.model.named_parameters() if p.grad is not None)
+            self._diverged(f"non-finite weights after the update of iteration {self.iteration + 1}: {name} "
+                           f"is not finite (loss {float(total.detach()):.6g}, lr {self.last_lr:g})")
         out = {k: v.detach() for k, v in losses.items()}
         out["loss"] = total.detach()
         out["grad_norm"] = norm.detach()
         return out
+
+    def _diverged(self, what: str) -> None:
+        """Stop: log the event and raise TrainingError (nothing is saved or exported)."""
+        kept = (f"{self.checkpoint_path} (the last good state) is kept" if self.checkpoint_path.is_file()
+                else "no checkpoint was written")
+        message = (f"{self.desc}: {what}; training stopped without exporting weights, {kept}; lower "
+                   "train.lr or set train.clip_grad_norm (in a new --out folder)")
+        self.log({"event": "diverged", "iteration": self.iteration + 1, "error": message, "time": time.time()})
+        raise TrainingError(message)
 
     def fit(self, stop_after: int | None = None) -> TrainResult:
         """Train until ``total_iters`` (resuming first when a checkpoint exists). ``stop_after`` ends the
@@ -306,12 +403,18 @@ class Trainer:
                 self.sampler.start_index = self.epoch_samples // self.info.world_size
                 if hasattr(self.dataset, "set_epoch"):
                     self.dataset.set_epoch(self.epoch)
+                # the position is counted in dataset items (images), which a collate function may turn
+                # into any number of samples (crops): each batch holds batch_size items of the sampler's,
+                # the last one the rest
+                given = 0
                 for batch in self.loader:
                     if self.iteration >= self.total_iters:
                         break
                     losses = self.step(batch)
                     self.iteration += 1
-                    images = batch_size_of(batch[0]) * self.info.world_size
+                    items = min(self.config.batch_size, len(self.sampler) - given)
+                    given += items
+                    images = items * self.info.world_size
                     self.epoch_samples += images
                     window_images += images
                     if self.iteration % self.config.log_every == 0 or self.iteration == self.total_iters:

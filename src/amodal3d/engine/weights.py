@@ -1,7 +1,8 @@
 """Exported weights: ``NAME.safetensors`` (tensors) + ``NAME.json`` (what is needed to rebuild the model).
 
 Loading never unpickles: a file that is not safetensors (a ``torch.save`` zip, a raw pickle, anything
-else) is refused with a :class:`~amodal3d.errors.WeightsError`. The JSON holds
+else) is refused with a :class:`~amodal3d.errors.WeightsError`, and so are tensors holding NaN or inf
+(what a diverged training run leaves): neither written by :func:`save_weights` nor read back. The JSON holds
 ``{"format": "amodal3d-weights", "version": 1, "kind": KIND, "config": {...}, "config_sha256": ...}``
 and the safetensors metadata repeats ``kind`` and ``config_sha256``, so a JSON that belongs to other
 weights is detected.
@@ -20,8 +21,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from amodal3d.engine.config import from_dict
-from amodal3d.errors import WeightsError
+from amodal3d.errors import Amodal3dError, WeightsError
 from amodal3d.io import atomic_write_bytes, atomic_write_json
+from amodal3d.paths import check_regular_file
 
 FORMAT = "amodal3d-weights"
 VERSION = 1
@@ -57,6 +59,11 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor], kind: str, co
         if dtype is not None and value.is_floating_point():
             value = value.to(dtype)
         tensors[name] = value.contiguous().clone()
+    bad = first_non_finite(tensors.items())
+    if bad is not None:
+        cast = f" (after the cast to {dtype}: a value is out of its range)" if dtype is not None and \
+            bool(torch.isfinite(state[bad].detach()).all()) else ""
+        raise WeightsError(f"{tensor_path}: not written: tensor {bad!r} holds NaN/inf values{cast}")
     data = st_save(tensors, metadata={"format": FORMAT, "kind": kind, "config_sha256": digest})
     atomic_write_bytes(tensor_path, data)
     info = {"format": FORMAT, "version": VERSION, "kind": kind, "config": config, "config_sha256": digest}
@@ -74,10 +81,28 @@ def _describe_non_safetensors(head: bytes) -> str:
     return "not a safetensors file"
 
 
+def first_non_finite(named_tensors) -> str | None:
+    """The name of the first floating tensor of ``(name, tensor)`` pairs holding NaN or inf, else None."""
+    for name, tensor in named_tensors:
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
+
+
+def _regular_file(path: Path, what: str) -> Path:
+    """``path`` is a regular file (a FIFO or device would block the reader): WeightsError otherwise."""
+    if not path.exists():
+        raise WeightsError(f"{path}: {what} not found")
+    try:
+        return check_regular_file(path)
+    except Amodal3dError as error:
+        raise WeightsError(str(error)) from None
+
+
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file; WeightsError for anything else (never unpickles)."""
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
+    """Tensors and metadata of a safetensors file; WeightsError for anything else (never unpickles) and
+    for a tensor holding NaN or inf (named: the first one in the file)."""
+    path = _regular_file(Path(path), "weights file")
     data = path.read_bytes()
     valid = len(data) >= 10
     if valid:
@@ -91,6 +116,16 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
         tensors = st_load(data)
     except (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
         raise WeightsError(f"{path}: corrupt safetensors file ({error})") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: corrupt safetensors file (the header is not a JSON object)")
+    order = sorted((k for k in header if k != "__metadata__" and k in tensors),
+                   key=lambda k: tuple((header[k] or {}).get("data_offsets") or (0, 0)))
+    bad = first_non_finite((k, tensors[k]) for k in [*order, *(k for k in tensors if k not in order)])
+    if bad is not None:
+        values = tensors[bad].float()
+        count = int((~torch.isfinite(values)).sum())
+        raise WeightsError(f"{path}: tensor {bad!r} holds NaN/inf values ({count} of {values.numel()}): weights "
+                           "of a diverged training run are refused")
     return tensors, dict(header.get("__metadata__") or {})
 
 
@@ -102,8 +137,9 @@ def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], 
         tensor_path = Path(path)
         json_path = tensor_path.with_suffix(".json")
     tensors, meta = read_safetensors(tensor_path)
-    if not json_path.is_file():
+    if not json_path.exists():
         raise WeightsError(f"{json_path}: config file not found (needed beside {tensor_path.name})")
+    _regular_file(json_path, "config file")
     try:
         info = json.loads(json_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -16,6 +16,7 @@ import numpy as np
 
 from amodal3d.errors import Amodal3dError
 from amodal3d.evaluation import metrics
+from amodal3d.paths import check_regular_file, resolved
 
 # figure -> the instances it averages over (all, or the occluded ones: occlude_rate >= 0.05)
 FIGURES = {"miou": ("amodal_iou", False), "occluded_miou": ("occluded_iou", True)}
@@ -25,6 +26,8 @@ INSTANCE_KEYS = ("image_id", "category_id", "occlude_rate", "amodal_iou", "occlu
 def load_result(path: str | Path) -> dict:
     """An ``amodal3d evaluate --json`` file -> its dict; a clear error naming the file otherwise."""
     path = Path(path)
+    if path.exists():
+        check_regular_file(path)  # a FIFO would block the read below forever
     try:
         result = json.loads(path.read_text())
     except OSError as error:
@@ -47,6 +50,12 @@ def _instances(result: dict, name: str) -> dict[str, np.ndarray]:
     return columns
 
 
+def _same_folder(a: object, b: object) -> bool:
+    """The same dataset folder, though one may be given relative and the other absolute (relative
+    paths are taken from the current folder)."""
+    return a == b or (isinstance(a, str) and isinstance(b, str) and resolved(a) == resolved(b))
+
+
 def compare_results(a: dict, b: dict, names: tuple[str, str] = ("A", "B"), resamples: int = 2000,
                     level: float = 0.95, seed: int = 0) -> dict:
     """``a`` minus ``b`` for each figure of :data:`FIGURES`, with its bootstrap interval over images.
@@ -58,6 +67,8 @@ def compare_results(a: dict, b: dict, names: tuple[str, str] = ("A", "B"), resam
     :func:`~amodal3d.evaluation.metrics.bootstrap_difference` (fractions, not percent)."""
     cols_a, cols_b = _instances(a, names[0]), _instances(b, names[1])
     for key in ("data", "split", "num_images"):
+        if key == "data" and _same_folder(a.get(key), b.get(key)):
+            continue
         if a.get(key) != b.get(key):
             raise Amodal3dError(f"{names[0]} and {names[1]} were scored on different ground truth: "
                                 f"{key} {a.get(key)!r} against {b.get(key)!r}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -250,7 +251,7 @@ class CropHeadExperiment:
                                                                    warmup_iters=100, clip_grad_norm=5.0,
                                                                    checkpoint_every=200))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    box_targets: str = "amodal"    # the boxes the detector was trained to output: amodal or visible
+    box_targets: Literal["amodal", "visible"] = "amodal"  # the boxes the detector was trained to output
 
 
 class CropSamples(torch.utils.data.Dataset):
@@ -309,16 +310,16 @@ def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExper
                     device: str = "auto", progress: bool = True, init: str | Path | None = None) -> Path:
     """Train (or resume) the crop head on ``data``; writes ``OUT/model.safetensors`` + ``model.json``.
     ``init``: start from a trained crop head (fine-tuning); a checkpoint in ``out`` takes precedence."""
-    from amodal3d.data.dataset import AmodalDataset
     from amodal3d.engine.augment import AugmentedDataset
     from amodal3d.engine.checkpoint import seed_everything
     from amodal3d.engine.distributed import cleanup_distributed, init_distributed
-    from amodal3d.engine.trainer import Trainer
+    from amodal3d.engine.trainer import Trainer, check_training_split
 
+    source = check_training_split(data, split)  # no images or no objects: an error before anything starts
     info = init_distributed(device)
     try:
         seed = experiment.train.seed
-        augmented = AugmentedDataset(AmodalDataset(data, split), experiment.augment, seed=seed)
+        augmented = AugmentedDataset(source, experiment.augment, seed=seed)
         dataset = CropSamples(augmented, experiment.model, experiment.box_targets, seed)
         seed_everything(seed)
         model = CropHead(experiment.model)

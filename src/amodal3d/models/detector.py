@@ -59,12 +59,13 @@ from torchvision.ops import boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from amodal3d.engine.augment import AugmentConfig, flip_boxes
-from amodal3d.engine.config import ConfigError, from_dict, load_config, to_dict
+from amodal3d.engine.config import ConfigError, FieldError, from_dict, load_config, to_dict
 from amodal3d.engine.trainer import TrainConfig
 from amodal3d.engine.weights import init_from, load_state_strict, load_weights, save_weights
-from amodal3d.errors import DataError, WeightsError
+from amodal3d.errors import Amodal3dError, DataError, WeightsError
 from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY, GivenVisible, Instances
 from amodal3d.models.crop_head import read_crops_averaged, second_look
+from amodal3d.paths import check_split_name
 
 # step 1b reads each crop also at this crop side / box side (its own: 1.3) and averages the readings
 # (chosen on the validation split, README "Step 1")
@@ -619,6 +620,22 @@ def load_detector(path: str | Path, expected: DetectorConfig | None = None,
 
 
 # ---------------------------------------------------------------------------------------------- predictor
+def check_resizable(transform: GeneralizedRCNNTransform, height: int, width: int) -> None:
+    """DataError unless ``transform`` can resize a ``height`` x ``width`` image: torchvision scales the long
+    side to at most ``max_size`` pixels, so an image longer than ``max_size`` times its width (10000 x 10
+    for the 256-pixel cpu-small detector) would come out 0 pixels wide."""
+    short, long = sorted((int(height), int(width)))
+    if short < 1:
+        raise DataError(f"{width}x{height} image is empty")
+    # torchvision's _resize_image_and_masks, in its float32 arithmetic
+    scale = torch.minimum(float(transform.min_size[-1]) / torch.tensor(float(short)),
+                          float(transform.max_size) / torch.tensor(float(long))).item()
+    if math.floor(short * scale) < 1:
+        raise DataError(f"{width}x{height} image is too elongated for step 1: its detector scales the long "
+                        f"side to {transform.max_size} pixels, which leaves the short side under one pixel "
+                        f"(aspect ratio at most {transform.max_size}:1); crop or pad it")
+
+
 class DetectorPredictor:
     """The :class:`~amodal3d.evaluation.predictor.Predictor` of a detector.
 
@@ -670,7 +687,7 @@ class DetectorPredictor:
         self.mask_threshold = mask_threshold
 
     def _image_tensor(self, image: np.ndarray) -> torch.Tensor:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"{self.name}: expected a uint8 (H, W, 3) RGB image, got {image.dtype} "
                              f"{image.shape}")
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
@@ -709,6 +726,7 @@ class DetectorPredictor:
             labels = self.name_unknown(image, boxes, np.asarray(given.labels, np.int64).reshape(n))
             if heads == "visible" or n == 0:
                 return Instances(boxes, labels, np.ones(n, np.float32), visible, visible.copy())
+            check_resizable(self.model.transform, height, width)
             out = self.model.predict_given([self._image_tensor(image)],
                                            [torch.from_numpy(boxes).to(self.device)],
                                            [torch.from_numpy(labels).to(self.device)])
@@ -716,6 +734,7 @@ class DetectorPredictor:
             return Instances(boxes, labels, out.scores[0].float().cpu().numpy(), visible, amodal,
                              extras={"amodal_boxes": out.boxes[0].cpu().numpy()})
         tensor = self._image_tensor(image)
+        check_resizable(self.model.transform, height, width)
         pending = detect_boxes(self.model, tensor, self.mirrored_detections)  # (see class doc)
         out = pending.output
         if self.crop_head is None:
@@ -757,7 +776,11 @@ class DetectorExperiment:
 
     def __post_init__(self) -> None:
         if self.export_dtype not in ("float32", "float16"):
-            raise ValueError(f"export_dtype must be float32 or float16, got {self.export_dtype!r}")
+            raise FieldError("export_dtype", f"must be float32 or float16, got {self.export_dtype!r}")
+        try:
+            check_split_name(self.split, "split")
+        except Amodal3dError as error:
+            raise FieldError("split", str(error).removeprefix("split: ")) from None
 
 
 def load_experiment(path: str | Path) -> DetectorExperiment:
@@ -779,10 +802,10 @@ def train_detector(experiment: DetectorExperiment, data: str | Path, out: str | 
     from amodal3d.engine.augment import AugmentedDataset
     from amodal3d.engine.checkpoint import seed_everything
     from amodal3d.engine.distributed import barrier, init_distributed
-    from amodal3d.engine.trainer import Trainer
+    from amodal3d.engine.trainer import Trainer, check_training_split
 
+    dataset = check_training_split(data, experiment.split, dataset=AmodalDataset(data, experiment.split))
     info = init_distributed(device)
-    dataset = AmodalDataset(data, experiment.split)
     max_id = max((int(c["id"]) for c in dataset.categories), default=0)
     if max_id >= experiment.model.num_classes:
         raise DataError(f"{dataset.annotation_file}: category id {max_id} needs model.num_classes >= "

@@ -17,7 +17,7 @@ from amodal3d.engine.checkpoint import seed_everything
 from amodal3d.engine.config import load_experiment as load_config_experiment
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
-from amodal3d.engine.trainer import TrainConfig, Trainer
+from amodal3d.engine.trainer import TrainConfig, Trainer, check_training_split
 from amodal3d.engine.weights import config_digest, init_from, load_model
 from amodal3d.io import atomic_write_bytes
 from amodal3d.models.crop_head import jitter_boxes, load_crop_head, read_visible
@@ -114,6 +114,9 @@ def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, e
     the visible masks this crop head predicts (step 1's kind of input) instead of the true ones.
     ``init``: start from a trained refinement net of the same configuration (fine-tuning); a checkpoint
     in ``out`` takes precedence."""
+    check_training_split(data, split, limit_images)  # before the priors are rendered or a process group joined
+    if init is not None:  # the weights fit this config: checked before the (long) prior rendering too
+        init_from(RefineNet(experiment.model), init, WEIGHTS_KIND)
     info = init_distributed(device)
     try:
         dataset = PriorRois(data, split, shape_weights, experiment.model.prior_fit_steps, progress and info.is_main,

@@ -15,7 +15,7 @@ from amodal3d.engine.checkpoint import seed_everything
 from amodal3d.engine.config import load_experiment as load_config_experiment
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
-from amodal3d.engine.trainer import TrainConfig, Trainer
+from amodal3d.engine.trainer import TrainConfig, Trainer, check_training_split
 from amodal3d.engine.weights import init_from, load_model
 from amodal3d.models.shape import ShapeConfig, ShapePrior
 
@@ -57,9 +57,12 @@ def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, 
 
     ``init``: start from a trained shape model of the same architecture (fine-tuning, e.g. with a
     smaller ``sigma``); a checkpoint in ``out`` still takes precedence (resume)."""
+    cfg = experiment.model
+    check_training_split(data, split, limit_images)  # before the ROIs are computed or a process group joined
+    if init is not None:  # the weights fit this config: checked before the (long) ROI computation too
+        init_from(ShapePrior(cfg), init, WEIGHTS_KIND)
     info = init_distributed(device)
     try:
-        cfg = experiment.model
         dataset = InstanceRois(data, split, cfg.roi_size, cfg.roi_enlarge, progress=progress and info.is_main,
                                limit_images=limit_images)
         seed_everything(experiment.train.seed)
@@ -98,18 +101,30 @@ def mesh_of(output, index: int) -> trimesh.Trimesh:
     return trimesh.Trimesh(output.verts[index].detach().cpu().numpy(), output.faces.cpu().numpy(), process=False)
 
 
-def export_instance_mesh(weights: str, data: str, split: str, instance: int, out: str) -> Path:
-    from amodal3d.errors import DataError
-    from amodal3d.io import atomic_write_bytes
+MESH_FORMATS = ("obj", "glb", "ply", "stl")
 
+
+def export_instance_mesh(weights: str, data: str, split: str, instance: int, out: str) -> Path:
+    from amodal3d.data.dataset import AmodalDataset
+    from amodal3d.engine.weights import weight_paths
+    from amodal3d.errors import Amodal3dError, DataError
+    from amodal3d.io import atomic_write_bytes
+    from amodal3d.paths import check_output_file
+
+    suffix = Path(out).suffix.lstrip(".").lower() or "obj"
+    if suffix not in MESH_FORMATS:
+        raise Amodal3dError(f"--out: {out}: unknown mesh format {suffix!r} (use .{', .'.join(MESH_FORMATS)})")
+    check_output_file(out, inputs=[weights, *weight_paths(weights)])
     model = load_shape_prior(weights)
+    source = AmodalDataset(data, split)
+    if not source.data["annotations"]:
+        raise DataError(f"{source.annotation_file}: split {split!r} has no instances; nothing to export")
     dataset = InstanceRois(data, split, model.config.roi_size, model.config.roi_enlarge)
     if not 0 <= instance < len(dataset):
         raise DataError(f"{data}: split {split} has {len(dataset)} instances; --instance {instance} is out of range")
     inputs, _ = collate_rois([dataset[instance]])
     with torch.no_grad():
         output, _ = model(inputs)
-    suffix = Path(out).suffix.lstrip(".").lower() or "obj"
     blob = mesh_of(output, 0).export(file_type=suffix)
     return atomic_write_bytes(out, blob if isinstance(blob, bytes) else blob.encode())
 
