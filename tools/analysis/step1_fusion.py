@@ -1,7 +1,7 @@
 """How A3D weighs the step-1 detector's amodal head against steps 2-5, end to end, side by side in
 one run: how ``STEP1_FUSION_THRESHOLD`` was chosen (on the validation split).
 
-    python benchmarks/step1_fusion.py --data DATA [--split val] [--limit 300] [--thresholds 0.3,0.35,...]
+    python tools/analysis/step1_fusion.py --data DATA [--split val] [--limit 300] [--thresholds 0.3,0.35,...]
     -> benchmarks/results/step1_fusion_<split>.json
 
 Rules: ``join`` (the earlier rule: the detector's amodal mask, thresholded at 0.5, joins the refined
@@ -21,7 +21,7 @@ from amodal3d.evaluation.predictor import Recorder
 from amodal3d.io import atomic_write_json
 from amodal3d.models.refine import STEP1_FUSION_THRESHOLD
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 def main() -> int:
@@ -46,7 +46,7 @@ def main() -> int:
     out = args.out or RESULTS / f"step1_fusion_{args.split}.json"
     atomic_write_json(out, {
         "benchmark": "A3D end to end against how the step-1 amodal head is weighed against steps 2-5",
-        "command": f"python benchmarks/step1_fusion.py --data D --split {args.split} --limit {args.limit} "
+        "command": f"python tools/analysis/step1_fusion.py --data D --split {args.split} --limit {args.limit} "
                    f"--thresholds {args.thresholds}",
         "shipped_threshold": STEP1_FUSION_THRESHOLD, "rows": rows, "machine": machine_description(),
     }, indent=2)
