@@ -293,13 +293,26 @@ def polygons_to_mask(polygons: list, height: int, width: int, check: bool = True
     return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
 
 
+def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight xyxy boxes (pixel (r, c) spans [c, c+1) x [r, r+1)) of masks (N, H, W) -> (N, 4) float32.
+    Empty masks give zeros. The one mask-to-box rule (:func:`mask_to_bbox`, :func:`amodal3d.roi.mask_boxes`)."""
+    masks = np.asarray(masks, bool)
+    boxes = np.zeros((len(masks), 4), np.float32)
+    if len(masks) == 0:
+        return boxes
+    rows, cols = masks.any(axis=2), masks.any(axis=1)
+    present = rows.any(axis=1)
+    h, w = masks.shape[1:]
+    r0, r1 = rows.argmax(axis=1), h - rows[:, ::-1].argmax(axis=1)
+    c0, c1 = cols.argmax(axis=1), w - cols[:, ::-1].argmax(axis=1)
+    boxes[present] = np.stack([c0, r0, c1, r1], axis=1)[present]
+    return boxes
+
+
 def mask_to_bbox(mask: np.ndarray) -> list[float]:
-    """Tight ``xywh`` box of a bool mask (H, W): pixel (r, c) spans [c, c+1) x [r, r+1). Empty -> zeros."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if len(rows) == 0:
-        return [0.0, 0.0, 0.0, 0.0]
-    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1 - cols[0]), float(rows[-1] + 1 - rows[0])]
+    """Tight ``xywh`` box of a bool mask (H, W) (COCO's ``bbox``; :func:`masks_to_boxes`). Empty -> zeros."""
+    x0, y0, x1, y1 = (float(v) for v in masks_to_boxes(np.asarray(mask, bool)[None])[0])
+    return [x0, y0, x1 - x0, y1 - y0]
 
 
 def xywh_to_xyxy(box: list[float] | np.ndarray) -> list[float]:
@@ -307,11 +320,17 @@ def xywh_to_xyxy(box: list[float] | np.ndarray) -> list[float]:
     return [x, y, x + w, y + h]
 
 
+# The IoU of two empty masks when an IoU is a score (docs/metrics.md, "IoU"): they agree. Matching, where
+# an empty mask never matches, takes 0 instead (:func:`amodal3d.evaluation.metrics.mask_iou_matrix`).
+EMPTY_IOU = 1.0
+
+
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two bool masks of one shape; 0 when both are empty... by convention 1.0 (they agree)."""
+    """IoU of two bool masks of one shape, scored as the metrics score (two empty masks: ``EMPTY_IOU``;
+    :func:`amodal3d.evaluation.metrics.paired_iou` for stacks)."""
     union = np.logical_or(a, b).sum()
     if union == 0:
-        return 1.0
+        return EMPTY_IOU
     return float(np.logical_and(a, b).sum() / union)
 
 

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from amodal3d.data.schema import entry_name, id_problem, image_size_problem
+from amodal3d.data.schema import entry_name, id_problem, image_size_problem, is_id
 from amodal3d.errors import Amodal3dError, DataError
 from amodal3d.masks import decode_rle, mask_to_bbox, rle_problems, xywh_to_xyxy
+from amodal3d.roi import image_tensor
 
 REQUIRED_IMAGE_KEYS = ("id", "file_name", "width", "height")
 REQUIRED_ANNOTATION_KEYS = ("id", "image_id", "category_id", "amodal_segm", "visible_segm")
@@ -41,14 +42,19 @@ def _is_box(box: object) -> bool:
 def _annotation_problem(ann: dict) -> str | None:
     """What is wrong with the non-mask fields of an annotation that readers use, or None."""
     for key in ("id", "image_id", "category_id"):
-        if type(ann[key]) is not int:
+        if not is_id(ann[key]):
             return id_problem(ann, key)
     for key in BOX_KEYS:
         if key in ann and not _is_box(ann[key]):
             return f"{key} {ann[key]!r} is not a box [x, y, width, height] of 4 finite numbers"
+    for key in BOX_KEYS:
+        if key in ann and (ann[key][2] < 0 or ann[key][3] < 0):
+            return f"{key} {ann[key]!r} has a negative width or height"
     for key in NUMBER_KEYS:
         if key in ann and type(ann[key]) not in _JSON_NUMBER:
             return f"{key} {ann[key]!r} is not a number"
+        if key in ann and not (0 <= ann[key] <= (1 if key == "occlude_rate" else math.inf)):
+            return f"{key} {ann[key]!r} is out of range ({'0 to 1' if key == 'occlude_rate' else 'at least 0'})"
     if "iscrowd" in ann and ann["iscrowd"] not in (0, 1):
         return f"iscrowd {ann['iscrowd']!r} is not 0 or 1"
     if "viewpoint" in ann:
@@ -81,6 +87,27 @@ def check_annotations(annotations: list[dict], sizes: dict[int, tuple[int, int]]
             raise DataError(f"{annotation_file}: image {ann['image_id']}, annotation {ann['id']}: {key} {problem}")
 
 
+def _non_finite_where(data: dict) -> str:
+    """Where the first NaN / infinite number of an annotation file is: ``image 3: camera.K.0.0``."""
+    def find(value, where):
+        if isinstance(value, float) and not math.isfinite(value):
+            return where
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            found = find(item, (*where, str(key)))
+            if found is not None:
+                return found
+        return None
+
+    for section, kind in (("images", "image"), ("annotations", "annotation"), ("categories", "category")):
+        for entry in data.get(section) if isinstance(data.get(section), list) else ():
+            found = find(entry, ())
+            if found is not None:
+                return f"{entry_name(kind, entry)}: {'.'.join(found)}"
+    found = find(data, ())
+    return ".".join(found) if found else "a number"
+
+
 def load_annotation_file(path: str | Path, checks: str = "all") -> dict:
     """Read and check an annotation file; every problem is a :class:`DataError` naming the file and
     the entry: malformed JSON, missing sections or keys, ids that are not integers, image sizes that
@@ -98,14 +125,17 @@ def load_annotation_file(path: str | Path, checks: str = "all") -> dict:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
+    non_finite = []  # NaN / Infinity / -Infinity: JSON extensions, never a valid value of the schema
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), parse_constant=lambda name: non_finite.append(name) or float(name))
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: malformed JSON ({error})") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text (JSON) file") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object with images, annotations and categories")
+    if non_finite:
+        raise DataError(f"{path}: {_non_finite_where(data)}: {non_finite[0]} is not a finite number")
     for section in ("images", "annotations", "categories"):
         if not isinstance(data.get(section), list):
             raise DataError(f"{path}: missing the list {section!r}")
@@ -121,7 +151,7 @@ def load_annotation_file(path: str | Path, checks: str = "all") -> dict:
     sizes: dict[int, tuple[int, int]] = {}
     for image in data["images"]:
         ident, width, height = image["id"], image["width"], image["height"]
-        if not (type(ident) is int and type(width) is int and type(height) is int and width > 0 and height > 0
+        if not (is_id(ident) and type(width) is int and type(height) is int and width > 0 and height > 0
                 and width * height <= limit and type(image["file_name"]) is str):  # JSON types: exact
             problem = id_problem(image) or image_size_problem(image, limit) or (
                 f"file_name {image['file_name']!r} is not a string")
@@ -134,7 +164,7 @@ def load_annotation_file(path: str | Path, checks: str = "all") -> dict:
             raise DataError(f"{path}: {entry_name('category', category)}: {problem}")
     if checks == "ids":
         for ann in data["annotations"]:
-            if type(ann["id"]) is not int or type(ann["image_id"]) is not int or type(ann["category_id"]) is not int:
+            if not (is_id(ann["id"]) and is_id(ann["image_id"]) and is_id(ann["category_id"])):
                 raise DataError(f"{path}: {entry_name('annotation', ann)}: {_annotation_problem(ann)}")
     else:
         check_annotations(data["annotations"], sizes, path, masks=checks == "all")
@@ -172,6 +202,12 @@ def resolve_image_path(image_dir: Path, file_name: str, annotation_file: Path | 
     if Path(file_name).is_absolute() or not candidate.is_relative_to(image_dir.resolve()):
         raise DataError(f"{annotation_file}: file_name {file_name!r} points outside the image folder "
                         f"{image_dir}: refused")
+    try:
+        folder = candidate == image_dir.resolve() or candidate.is_dir()
+    except OSError:  # a name too long, say: reading the image reports it
+        folder = False
+    if folder:
+        raise DataError(f"{annotation_file}: file_name {file_name!r} names a folder, not an image file")
     return candidate
 
 
@@ -271,7 +307,8 @@ class AmodalDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def image_path(self, index: int) -> Path:
-        return resolve_image_path(self.image_dir, self.images[index]["file_name"], self.annotation_file)
+        image = self.images[index]
+        return resolve_image_path(self.image_dir, image["file_name"], f"{self.annotation_file}: image {image['id']}")
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
         info = self.images[index]
@@ -310,8 +347,7 @@ class AmodalDataset(torch.utils.data.Dataset):
         }
         target["masks"] = target[f"{self.target_masks}_masks"]
         target["boxes"] = target[f"{self.target_masks}_boxes"]
-        tensor = torch.from_numpy(image).permute(2, 0, 1).float().div(255.0)
-        return tensor, target
+        return image_tensor(image), target
 
 
 def collate(batch: list) -> tuple:

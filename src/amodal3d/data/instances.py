@@ -1,45 +1,59 @@
 """Instance ROIs of a dataset split for the shape stage, computed once and cached.
 
-``DATA/cache/rois_<split>_<size>_<enlarge>.npz`` holds uint8 arrays (RGB x 255, masks in {0, 1}) so
-that training reads ROIs instead of decoding images and masks every epoch."""
+``CACHE/rois_<split>_<size>_<enlarge>_<key>.npz`` holds uint8 arrays (RGB x 255, masks in {0, 1}) so
+that training reads ROIs instead of decoding images and masks every epoch. ``CACHE`` is the caller's
+folder (a training run's ``OUT/cache``), else ``$AMODAL3D_CACHE_DIR``, else nothing is cached; never a
+folder inside the dataset. ``key`` digests the dataset folder and its annotation file (size, mtime and
+content), so an edited annotation file is never answered from a stale cache."""
 
 from __future__ import annotations
 
+import hashlib
 import io
-from collections.abc import Callable
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from amodal3d.data.dataset import AmodalDataset
+from amodal3d.data.dataset import AmodalDataset, split_paths
 from amodal3d.io import atomic_write_bytes
-from amodal3d.models.roi import crop, roi_inputs
+from amodal3d.roi import crop, roi_inputs
 
 CACHE_VERSION = 1
+CACHE_ENV = "AMODAL3D_CACHE_DIR"  # a folder for ROI caches of commands without an --out folder
 
-VisibleFn = Callable[[int, torch.Tensor, dict], torch.Tensor]
+
+def default_cache_dir() -> Path | None:
+    """``$AMODAL3D_CACHE_DIR`` when set (and not empty), else None: nothing cached."""
+    value = os.environ.get(CACHE_ENV)
+    return Path(value).expanduser() if value else None
 
 
-def compute_rois(dataset: AmodalDataset, size: int, enlarge: float, progress: bool = True,
-                 visible_fn: VisibleFn | None = None) -> dict[str, np.ndarray]:
+def annotation_key(root: str | Path, split: str) -> str | None:
+    """16 hex digits naming a split's annotation file as it is now (its dataset folder, size, mtime and
+    SHA-256), or None when it cannot be read (the dataset then reports it)."""
+    annotation_file, _ = split_paths(root, split)
+    try:
+        info = annotation_file.stat()
+        content = annotation_file.read_bytes()
+    except OSError:
+        return None
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{Path(root).resolve()}|{info.st_size}|{info.st_mtime_ns}|".encode())
+    digest.update(hashlib.sha256(content).digest())
+    return digest.hexdigest()[:16]
+
+
+def compute_rois(dataset: AmodalDataset, size: int, enlarge: float, progress: bool = True) -> dict[str, np.ndarray]:
     """ROIs of every instance: ``roi`` (N, 6, S, S) uint8, ``amodal`` (N, S, S) uint8 (the amodal mask
-    cropped the same way, for evaluation and the amodal-supervision ablation), ``labels`` (N,),
-    ``rois`` (N, 4) xyxy, ``image_index`` (N,), ``occlude_rate`` (N,), ``viewpoint`` (N, 3).
-
-    ``visible_fn(index, image, target) -> (K, H, W) bool``: visible masks to use instead of the true
-    ones (e.g. what step 1 predicts for each object); instances it leaves empty are dropped."""
+    cropped the same way: the refinement's target), ``labels`` (N,),
+    ``rois`` (N, 4) xyxy, ``image_index`` (N,), ``occlude_rate`` (N,), ``viewpoint`` (N, 3)."""
     out: dict[str, list] = {k: [] for k in ("roi", "amodal", "labels", "rois", "image_index", "occlude_rate",
                                             "viewpoint")}
     for index in tqdm(range(len(dataset)), desc="rois", unit="img", disable=not progress):
         image, target = dataset[index]
         visible = target["visible_masks"].bool()
-        if visible_fn is not None and visible.shape[0]:
-            visible = visible_fn(index, image, target)
-            keep = visible.flatten(1).any(1)
-            visible = visible[keep]
-            target = {k: target[k][keep] for k in ("amodal_masks", "labels", "occlude_rate", "viewpoint")}
         if visible.shape[0] == 0:
             continue
         roi, rois = roi_inputs(image, visible, size, enlarge)
@@ -61,26 +75,26 @@ class InstanceRois(torch.utils.data.Dataset):
     ``{"roi": (6, S, S) float, "labels": () int64}`` and ``targets`` ``{"amodal": (S, S) float}``."""
 
     def __init__(self, root: str | Path, split: str, size: int = 64, enlarge: float = 2.0,
-                 progress: bool = True, limit_images: int | None = None, visible_fn: VisibleFn | None = None,
-                 tag: str = ""):
-        """``visible_fn`` (see :func:`compute_rois`) needs a ``tag`` naming it in the cache file."""
-        if visible_fn is not None and not tag:
-            raise ValueError("a visible_fn needs a tag for its cache file")
+                 progress: bool = True, limit_images: int | None = None, cache_dir: str | Path | None = None):
         root = Path(root)
-        name = (f"rois_{split}_{size}_{enlarge:g}" + (f"_{tag}" if tag else "")
-                + (f"_first{limit_images}" if limit_images else "") + ".npz")
-        path = root / "cache" / name
-        if path.is_file():
+        cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        key = annotation_key(root, split) if cache_dir is not None else None
+        path = None  # self.path: the cache file, None when not cached
+        if key is not None:
+            name = f"rois_{split}_{size}_{enlarge:g}" + (f"_first{limit_images}" if limit_images else "")
+            path = cache_dir / f"{name}_{key}.npz"
+        if path is not None and path.is_file():
             with np.load(path) as data:
                 self.arrays = {k: data[k] for k in data.files}
         else:
             dataset = AmodalDataset(root, split)
             if limit_images:
                 dataset.images = dataset.images[:limit_images]
-            self.arrays = compute_rois(dataset, size, enlarge, progress, visible_fn)
-            buffer = io.BytesIO()
-            np.savez(buffer, **self.arrays)
-            atomic_write_bytes(path, buffer.getvalue())
+            self.arrays = compute_rois(dataset, size, enlarge, progress)
+            if path is not None:
+                buffer = io.BytesIO()
+                np.savez(buffer, **self.arrays)
+                atomic_write_bytes(path, buffer.getvalue())
         self.path = path
 
     def __len__(self) -> int:

@@ -1,4 +1,4 @@
-"""Readers for the public amodal datasets, converting to the amodal3d schema (DESIGN.md):
+"""Readers for the public amodal datasets, converting to the amodal3d schema (docs/schema.md):
 native COCOA (``regions`` per image), KINS (``a_segm``/``i_segm``/``a_bbox``/``i_bbox``) and
 D2SA / COCOA-cls (``segmentation`` = amodal, ``visible_mask`` = visible)."""
 
@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from amodal3d.data.dataset import load_annotation_file, max_image_pixels, resolve_image_path
-from amodal3d.data.schema import entry_name, id_problem, image_size_problem, is_int, is_number
+from amodal3d.data.schema import entry_name, id_problem, image_size_problem, is_id, is_int, is_number
 from amodal3d.errors import DataError
 from amodal3d.masks import encode_rle, mask_to_bbox, segmentation_problem, segmentation_to_mask
 from amodal3d.paths import check_regular_file
@@ -122,6 +122,8 @@ def _check_cocoa_record(path: Path, record: dict, image_id: object) -> None:
     """Refuse a native COCOA record that would convert wrong or crash (regions, names, ids)."""
     if not is_int(image_id):
         raise DataError(f"{path}: image_id {image_id!r} is not an integer id")
+    if not (is_id(image_id * 1000 - 999) and is_id(image_id * 1000 + 999)):  # annotation ids derive from it
+        raise DataError(f"{path}: image_id {image_id!r} is out of range (below 2**53 / 1000 in size)")
     regions = record["regions"]
     if not isinstance(regions, list):
         raise DataError(f"{path}: image {image_id}: regions is not a list")

@@ -1,5 +1,5 @@
 """One synthetic image: sample a 3D scene of several objects in front of one perspective camera,
-ray cast it, shade it and write its annotations in the schema of DESIGN.md.
+ray cast it, shade it and write its annotations in the schema of docs/schema.md.
 
 Frames: each object is placed by an object-to-camera transform ``X_cam = scale * R @ X_obj + t``
 (OpenCV camera frame, see :mod:`amodal3d.geometry`); the image uses intrinsics ``K``.
@@ -215,7 +215,7 @@ def shade(result: RayCastResult, meshes: list[trimesh.Trimesh], rng: np.random.G
 @dataclass(frozen=True)
 class RenderedScene:
     image: np.ndarray            # (H, W, 3) uint8
-    annotations: list[dict]      # schema of DESIGN.md, without ``id`` / ``image_id``
+    annotations: list[dict]      # schema of docs/schema.md, without ``id`` / ``image_id``
     camera: dict                 # {"K": 3x3 list}
     meshes: dict[str, trimesh.Trimesh]
 

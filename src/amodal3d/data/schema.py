@@ -1,4 +1,4 @@
-"""The annotation schema of DESIGN.md (COCO-like, aistron convention)."""
+"""The annotation schema of docs/schema.md (COCO-like, aistron convention)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,20 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+ID_LIMIT = 2**53  # ids are integers of magnitude below this (exact as float64, and in int64 arithmetic)
+
+
+def is_id(value: object) -> bool:
+    """A JSON integer usable as an id: ``-ID_LIMIT < value < ID_LIMIT``."""
+    return type(value) is int and -ID_LIMIT < value < ID_LIMIT
+
+
 def id_problem(entry: dict, key: str = "id") -> str | None:
     """What is wrong with an id field (``id``, ``image_id``, ``category_id``) of a COCO entry, or None."""
     value = entry[key]
-    return None if is_int(value) else f"{key} {value!r} is not an integer id"
+    if not is_int(value):
+        return f"{key} {value!r} is not an integer id"
+    return None if -ID_LIMIT < value < ID_LIMIT else f"{key} {value!r} is out of range (ids are below 2**53 in size)"
 
 
 def image_size_problem(entry: dict, max_pixels: int | None = None) -> str | None:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from amodal3d.engine.config import check_range
+
 BOX_KEYS = ("boxes", "amodal_boxes", "visible_boxes")
 MASK_KEYS = ("masks", "amodal_masks", "visible_masks", "occluder_masks")
 
@@ -38,6 +40,10 @@ class AugmentConfig:
                 raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.hue <= 0.5:
             raise ValueError(f"hue must be in [0, 0.5], got {self.hue}")
+        for name in ("brightness", "contrast", "saturation"):
+            check_range(self, name, 0, 1)
+        check_range(self, "blur_sigma", 0, 10, low_open=True)
+        check_range(self, "noise_std", 0, 1)
 
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:

@@ -229,11 +229,22 @@ def save_config(path: str | Path, obj: Any) -> Path:
     return atomic_write_bytes(path, dump_yaml(obj).encode("utf-8"))
 
 
-def load_experiment(cls: type[T], path: str | Path | None, train_overrides: dict | None = None) -> T:
+def load_experiment(cls: type[T], path: str | Path | None, train_overrides: dict | None = None,
+                    init_given: bool = False) -> T:
     """An experiment dataclass (with a ``train`` section) from YAML, or its defaults when ``path`` is
     None; ``train_overrides`` (None values ignored) replace fields of ``train`` (CLI flags), checked like
-    the file's values (a ConfigError naming ``command line`` and the key)."""
-    experiment = from_dict(cls, read_yaml(path) if path else {}, source=str(path or "<defaults>"))
+    the file's values (a ConfigError naming ``command line`` and the key).
+
+    A fine-tune round's top-level ``init`` (the round it continues, followed by ``amodal3d train all``)
+    is dropped when the caller was given the weights to start from (``init_given``: ``--init``), and
+    refused otherwise: training such a round alone from scratch would silently be another recipe."""
+    data = read_yaml(path) if path else {}
+    if isinstance(data, dict) and "init" in data:
+        if not init_given:
+            raise ConfigError(f"{path}: a fine-tune round (init: {data['init']}): pass the weights it starts "
+                              f"from with --init, or train the whole chain with `amodal3d train all`")
+        data = {k: v for k, v in data.items() if k != "init"}
+    experiment = from_dict(cls, data, source=str(path or "<defaults>"))
     changes = {k: v for k, v in (train_overrides or {}).items() if v is not None}
     if not changes:
         return experiment

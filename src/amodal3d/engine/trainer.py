@@ -86,6 +86,10 @@ class TrainConfig:
         check_range(self, "gamma", 0, low_open=True)
         check_range(self, "min_lr_ratio", 0, 1)
         check_range(self, "clip_grad_norm", 0, low_open=True)
+        for name, high in (("epochs", 10**6), ("batch_size", 4096), ("checkpoint_every", 10**9), ("log_every", 10**9),
+                           ("max_iters", 10**9), ("workers", 64), ("warmup_iters", 10**9), ("weight_decay", 10),
+                           ("lr", 10), ("gamma", 100), ("clip_grad_norm", 10**6)):  # sane upper bounds
+            check_range(self, name, high=high)
 
 
 def check_training_split(data: str | Path, split: str, limit_images: int | None = None, dataset=None):

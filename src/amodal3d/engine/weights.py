@@ -129,13 +129,19 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     return tensors, dict(header.get("__metadata__") or {})
 
 
-def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read exported weights -> (state dict, config dict). Checks the format, the kind and that the
-    JSON config belongs to these tensors."""
+def _tensor_and_json(path: str | Path) -> tuple[Path, Path]:
+    """(safetensors, JSON config) that :func:`load_weights` reads for ``path``."""
     tensor_path, json_path = weight_paths(path)
     if Path(path).is_file() and Path(path).suffix not in (".safetensors", ".json"):
         tensor_path = Path(path)
         json_path = tensor_path.with_suffix(".json")
+    return tensor_path, json_path
+
+
+def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read exported weights -> (state dict, config dict). Checks the format, the kind and that the
+    JSON config belongs to these tensors."""
+    tensor_path, json_path = _tensor_and_json(path)
     tensors, meta = read_safetensors(tensor_path)
     if not json_path.exists():
         raise WeightsError(f"{json_path}: config file not found (needed beside {tensor_path.name})")
@@ -146,6 +152,9 @@ def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], 
         raise WeightsError(f"{json_path}: malformed JSON ({error})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT or not isinstance(info.get("config"), dict):
         raise WeightsError(f"{json_path}: not an amodal3d weights config")
+    if type(info.get("version")) is not int or info["version"] != VERSION:
+        raise WeightsError(f"{json_path}: version {info.get('version')!r} is not supported (this amodal3d reads "
+                           f"version {VERSION})")
     if info.get("kind") != kind or meta.get("kind", kind) != kind:
         found = info.get("kind") or meta.get("kind")
         raise WeightsError(f"{tensor_path}: holds {found!r} weights, expected {kind!r}")
@@ -184,6 +193,6 @@ def load_model(path: str | Path, kind: str, build, config_class: type, device: s
     """Rebuild a trained model ``build(config)`` from ``path`` (safetensors of ``kind`` + its JSON config,
     parsed strictly as ``config_class``; never unpickles), on ``device`` in eval mode."""
     state, config = load_weights(path, kind)
-    model = build(from_dict(config_class, config, source=str(path)))
+    model = build(from_dict(config_class, config, source=str(_tensor_and_json(path)[1])))
     load_state_strict(model, state, path)
     return model.to(device).eval()
