@@ -26,8 +26,9 @@ from pathlib import Path
 import torch
 
 from amodal3d.evaluation.compare import FIGURES, compare_results, format_comparison
-from amodal3d.evaluation.harness import METHODS, PROTOCOLS, build_predictor, evaluate, markdown_table
+from amodal3d.evaluation.harness import PROTOCOLS, evaluate, markdown_table
 from amodal3d.io import atomic_write_bytes, atomic_write_json
+from amodal3d.methods import METHODS, build_predictor
 from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"

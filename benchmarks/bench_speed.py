@@ -26,9 +26,10 @@ import torch
 
 from amodal3d.data.dataset import load_annotation_file, read_image, resolve_image_path, split_paths
 from amodal3d.engine.distributed import machine_description
-from amodal3d.evaluation.harness import ACCURATE_FIT_STEPS, EVAL_SCORE_THRESHOLD
+from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD
 from amodal3d.io import atomic_write_json
-from amodal3d.models.detector import MIRRORED_DETECTIONS
+from amodal3d.methods import ACCURATE_FIT_STEPS
+from amodal3d.models.detector_predict import MIRRORED_DETECTIONS
 from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD, AmodalSegmenter
 
 RESULTS = Path(__file__).resolve().parent / "results"

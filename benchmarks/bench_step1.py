@@ -5,7 +5,7 @@ agreement of what each returns.
   read the objects that step 1b keeps (the visible one not at all: the crop head gives the visible
   masks); the crop head reads its crops in channels-last layout.
 - reference (as step 1 ran before): every detection's visible and amodal masks
-  (``models.detector.detect``), crops read in the default (contiguous) layout, then the same grouping,
+  (``models.detector_predict.detect``), crops read in the default (contiguous) layout, then the same grouping,
   readings, scores and threshold.
 
 Each image is run by both paths in turn (alternating which goes first), so both see the same machine
@@ -31,9 +31,9 @@ from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD
 from amodal3d.io import atomic_write_json
 from amodal3d.models.crop_head import crop_inputs, group_detections, mask_quality
-from amodal3d.models.detector import DetectorPredictor, detect
-from amodal3d.models.roi import paste
+from amodal3d.models.detector_predict import DetectorPredictor, detect
 from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD, AmodalSegmenter
+from amodal3d.roi import paste
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -42,13 +42,13 @@ from tqdm import tqdm
 from amodal3d.data.dataset import load_annotation_file, read_image, resolve_image_path, split_paths
 from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation import metrics
-from amodal3d.evaluation.baselines import masks_to_boxes
-from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD, build_predictor
-from amodal3d.evaluation.predictor import Instances
+from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD
 from amodal3d.io import atomic_write_json
-from amodal3d.masks import decode_rle
+from amodal3d.masks import decode_rle, masks_to_boxes
+from amodal3d.methods import build_predictor
 from amodal3d.models.crop_head import group_detections
-from amodal3d.models.detector import detect
+from amodal3d.models.detector_predict import detect
+from amodal3d.structures import Instances
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROWS = ("end to end", "exact visible masks", "+ missed objects as occluders", "+ exact categories",

@@ -19,7 +19,7 @@ masks and localisation cost. Detections are kept at score >= 0.05 (the detector'
 AP sees the whole ranking. The crop head scores an object by objectness x p(label) x the quality of its
 mask (``crop_head.mask_quality``); the row "objectness x p(label) only" is the same head ranked without
 that factor (categories and masks identical, only AP can differ). The pipeline's row adds the
-detections of the mirror image (``models.detector.detect(mirrored=True)``), so its objects, and the
+detections of the mirror image (``models.detector_predict.detect(mirrored=True)``), so its objects, and the
 share of objects found, are its own.
 """
 
@@ -37,8 +37,9 @@ from amodal3d.engine.distributed import machine_description
 from amodal3d.evaluation.metrics import coco_mask_ap
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle, mask_iou
-from amodal3d.models.crop_head import group_detections, load_crop_head, second_look
-from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, MIRRORED_DETECTIONS, detect, load_detector
+from amodal3d.models.crop_head import apply_crop_head, group_detections, load_crop_head
+from amodal3d.models.detector import load_detector
+from amodal3d.models.detector_predict import CROP_HEAD_ENLARGEMENTS, MIRRORED_DETECTIONS, detect
 from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,8 +48,8 @@ PIPELINE_ROW = "crop head + flip + enlargements + mirrored detections"  # step 1
 
 def diagnose(detector, heads: dict, dataset, n: int) -> dict:
     """Step 1 on the first ``n`` images: per row (the detector alone, then each crop head in ``heads``,
-    name -> (head, keyword arguments of ``second_look``, plus ``mirrored``: the row reads the
-    detections of the image and of its mirror image, ``models.detector.detect``)) the share of objects
+    name -> (head, keyword arguments of ``apply_crop_head``, plus ``mirrored``: the row reads the
+    detections of the image and of its mirror image, ``models.detector_predict.detect``)) the share of objects
     with a detected box, category accuracy and mask IoU of those, and visible AP50 with and without
     categories; the first head's confusion matrix."""
     first = next(iter(heads.values()))[0]
@@ -70,7 +71,7 @@ def diagnose(detector, heads: dict, dataset, n: int) -> dict:
         for name, (h, how) in heads.items():
             view = views[bool(how.get("mirrored"))]
             rest = {k: v for k, v in how.items() if k != "mirrored"}
-            looks[name] = second_look(h, image, view.boxes[0], view.scores[0], **rest)
+            looks[name] = apply_crop_head(h, image, view.boxes[0], view.scores[0], **rest)
         for k in range(len(scores)):
             dt["detector"].append({"image_id": image_id, "category_id": int(labels[k]), "score": float(scores[k]),
                                    "segmentation": encode_rle(visible[k].numpy())})

@@ -25,8 +25,8 @@ from tqdm import tqdm
 from amodal3d import CATEGORY_NAMES
 from amodal3d.data.dataset import AmodalDataset
 from amodal3d.io import atomic_write_json
-from amodal3d.models.shape import image_priors
-from amodal3d.models.shape_train import load_shape_prior, mesh_of
+from amodal3d.models.shape import image_priors, load_shape_prior
+from amodal3d.models.shape_train import mesh_of
 from amodal3d.models.viewpoint import angular_error
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -16,8 +16,9 @@ import argparse
 from pathlib import Path
 
 from amodal3d.engine.distributed import machine_description
-from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD, build_predictor, evaluate
+from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD, evaluate
 from amodal3d.io import atomic_write_json
+from amodal3d.methods import build_predictor
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

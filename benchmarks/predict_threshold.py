@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from amodal3d.engine.distributed import machine_description
-from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD, build_predictor, evaluate
-from amodal3d.evaluation.predictor import Instances, Recorder, image_key
+from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD, evaluate
+from amodal3d.evaluation.recorder import Recorder, image_key
 from amodal3d.io import atomic_write_json
+from amodal3d.methods import build_predictor
 from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD
+from amodal3d.structures import Instances
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {"image + mirror image (shipped)": True, "image only (--single-view)": False}

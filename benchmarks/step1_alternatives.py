@@ -14,7 +14,7 @@ the pipeline does). Then:
   box (against the other found objects);
 - **enlargements**: the crop head's readings at several crop sizes (crop side / box side; the head was
   trained at 1.3), averaged: category accuracy, mask IoU and the share of IoU >= 0.5 on found objects,
-  visible AP50 (scores as the pipeline's ``second_look``: objectness x p(label) x mask quality);
+  visible AP50 (scores as the pipeline's ``apply_crop_head``: objectness x p(label) x mask quality);
 - **boxes**: the crop head (read as the pipeline does) on other boxes than each object's leading detection: the
   score-weighted mean box of its group (box voting), and, as a bound that needs the truth, the true
   amodal box of each found object: mask IoU and the share of IoU >= 0.5 on found objects;
@@ -40,7 +40,8 @@ from amodal3d.evaluation.metrics import OCCLUDED_MIN_RATE, coco_mask_ap, mask_io
 from amodal3d.io import atomic_write_json
 from amodal3d.masks import encode_rle
 from amodal3d.models.crop_head import group_detections, load_crop_head, mask_quality, read_crops, read_crops_averaged
-from amodal3d.models.detector import CROP_HEAD_ENLARGEMENTS, MIRRORED_DETECTIONS, detect, load_detector
+from amodal3d.models.detector import load_detector
+from amodal3d.models.detector_predict import CROP_HEAD_ENLARGEMENTS, MIRRORED_DETECTIONS, detect
 from amodal3d.pipeline import resolve_pipeline_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -42,7 +42,7 @@ stamp "small set: 64 training and $LIMIT test images (seed 0: the test images of
 timeout "$(left 90)" python3 -m pytest -q -m gpu tests > "$LOGS/pytest_gpu.log" 2>&1
 stamp "pytest -m gpu: exit $? ($(tail -1 "$LOGS/pytest_gpu.log"))"
 
-timeout "$(left 90)" python3 -m torch.distributed.run --standalone --nproc_per_node 1 -m amodal3d train detector --config configs/orcnn_cpu_small.yaml \
+timeout "$(left 90)" python3 -m torch.distributed.run --standalone --nproc_per_node 1 -m amodal3d train detector --config src/amodal3d/configs/orcnn_cpu_small.yaml \
     --init src/amodal3d/weights/cpu-small/detector.safetensors --data "$WORK/small" --out "$WORK/runs/ddp" \
     --device "$DEVICE" --epochs 100 --max-iters 40 --batch-size 8 --workers 2 --threads 2 --quiet \
     > "$LOGS/ddp.log" 2>&1

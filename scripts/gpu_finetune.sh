@@ -47,7 +47,7 @@ timeout 150 python benchmarks/bench_speed.py --data "$WORK/small" --limit ${BENC
     --out speed_$DEVICE.json > "$LOGS/bench_speed_cuda.log" 2>&1
 echo "bench_speed: exit $?" >> "$LOGS/bench_speed_cuda.log"
 timeout 120 torchrun --standalone --nproc_per_node 1 -m amodal3d train detector \
-    --config configs/detector_r50_fpn.yaml --data "$WORK/small" --out "$WORK/runs/r50" --device $DEVICE \
+    --config src/amodal3d/configs/detector_r50_fpn.yaml --data "$WORK/small" --out "$WORK/runs/r50" --device $DEVICE \
     --max-iters ${R50_ITERS:-60} --batch-size 8 --workers 3 --amp --quiet > "$LOGS/r50_fpn.log" 2>&1
 echo "r50-fpn: exit $?" >> "$LOGS/r50_fpn.log"
 wait $GEN || { stamp "generation failed"; exit 1; }
@@ -56,9 +56,9 @@ stamp "training set ready"
 # the three trainings: name, command (without --out/--max-iters)
 DET_FLAGS="--data $WORK/synth --device $DEVICE --epochs 100 --batch-size ${DET_BATCH:-16} --workers 5 --lr 0.001 --warmup-iters 100 --threads 1 --quiet"
 declare -A CMD=(
-    [orcnn]="$A3D train detector --config configs/orcnn_cpu_small.yaml --init $SHIPPED/detector.safetensors $DET_FLAGS"
-    [maskrcnn_amodal]="$A3D train detector --config configs/maskrcnn_amodal_cpu_small.yaml --init $SHIPPED/maskrcnn_amodal.safetensors $DET_FLAGS"
-    [crop_head]="$A3D train crop-head --config configs/crop_head_cpu.yaml --init $CROP_INIT --data $WORK/synth --device $DEVICE --epochs 100 --batch-size ${CROP_BATCH:-64} --workers 4 --warmup-iters 100 --threads 1 --quiet"
+    [orcnn]="$A3D train detector --config src/amodal3d/configs/orcnn_cpu_small.yaml --init $SHIPPED/detector.safetensors $DET_FLAGS"
+    [maskrcnn_amodal]="$A3D train detector --config src/amodal3d/configs/maskrcnn_amodal_cpu_small.yaml --init $SHIPPED/maskrcnn_amodal.safetensors $DET_FLAGS"
+    [crop_head]="$A3D train crop-head --config src/amodal3d/configs/crop_head_cpu.yaml --init $CROP_INIT --data $WORK/synth --device $DEVICE --epochs 100 --batch-size ${CROP_BATCH:-64} --workers 4 --warmup-iters 100 --threads 1 --quiet"
 )
 stamp "probe: $PROBE_ITERS iterations of each, together"
 for name in "${!CMD[@]}"; do

@@ -50,7 +50,7 @@ if (( START + BUDGET - $(date +%s) < 90 )); then stamp "no time left to train"; 
 for run in orcnn:detector maskrcnn_amodal:maskrcnn_amodal; do
     [[ -n ${SKIP_TRAINING:-} ]] && break
     name=${run%%:*}
-    timeout $(( START + BUDGET - $(date +%s) )) $A3D train detector --config "configs/${name}_cpu_small.yaml" \
+    timeout $(( START + BUDGET - $(date +%s) )) $A3D train detector --config "src/amodal3d/configs/${name}_cpu_small.yaml" \
         --init "src/amodal3d/weights/cpu-small/${run#*:}.safetensors" --data "$WORK/train" --device "$DEVICE" \
         --epochs 100 --max-iters "$ITERS" --batch-size "${BATCH:-16}" --lr "${LR:-0.001}" --warmup-iters 50 \
         --workers 6 --threads 1 --quiet --out "$WORK/runs/$name" > "$WORK/logs/train_$name.log" 2>&1 &

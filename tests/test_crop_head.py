@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from amodal3d.cli import main
+from amodal3d.configs import CONFIG_DIR
 from amodal3d.data.dataset import AmodalDataset
 from amodal3d.engine.augment import AugmentConfig
 from amodal3d.engine.config import to_dict
@@ -20,6 +21,7 @@ from amodal3d.models.crop_head import (
     CropHead,
     CropHeadConfig,
     CropSamples,
+    apply_crop_head,
     collate_crops,
     crop_inputs,
     group_detections,
@@ -27,19 +29,12 @@ from amodal3d.models.crop_head import (
     mask_quality,
     maskness,
     read_crops,
-    second_look,
     soft_dice_loss,
     unclaimed_fraction,
 )
-from amodal3d.models.detector import (
-    CROP_HEAD_ENLARGEMENTS,
-    MIRRORED_DETECTIONS,
-    DetectorConfig,
-    DetectorPredictor,
-    build_detector,
-    detect,
-)
-from amodal3d.models.roi import paste
+from amodal3d.models.detector import DetectorConfig, build_detector
+from amodal3d.models.detector_predict import CROP_HEAD_ENLARGEMENTS, MIRRORED_DETECTIONS, DetectorPredictor, detect
+from amodal3d.roi import paste
 
 TINY = CropHeadConfig(num_categories=2, width=8, roi_size=32)
 
@@ -83,10 +78,10 @@ def test_second_look_without_rescoring_scores_objectness_times_probability():
     image = torch.rand(3, 40, 40)
     boxes = torch.tensor([[2.0, 2, 20, 20], [18, 15, 38, 36]])
     scores = torch.tensor([0.9, 0.6])
-    plain = second_look(head, image, boxes, scores, rescore=False)
+    plain = apply_crop_head(head, image, boxes, scores, rescore=False)
     assert plain.quality.tolist() == [1.0, 1.0]
     assert torch.allclose(plain.scores, plain.objectness * plain.probs.max(1).values)
-    rescored = second_look(head, image, boxes, scores)
+    rescored = apply_crop_head(head, image, boxes, scores)
     assert torch.allclose(rescored.scores, plain.scores * rescored.quality)
     assert rescored.labels.tolist() == plain.labels.tolist()
     assert torch.equal(rescored.visible, plain.visible)
@@ -152,7 +147,7 @@ def test_crop_head_learns_categories_and_masks():
     images, labels, masks, boxes = _shapes(64, 10_000)
     correct, ious = 0, []
     for i in range(64):
-        look = second_look(head, images[i], boxes[i:i + 1], torch.tensor([0.9]))
+        look = apply_crop_head(head, images[i], boxes[i:i + 1], torch.tensor([0.9]))
         correct += int(look.labels[0] == labels[i])
         predicted = look.visible[0] > 0.5
         ious.append(float((predicted & (masks[i] > 0)).sum() / (predicted | (masks[i] > 0)).sum()))
@@ -287,17 +282,17 @@ def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():
     out, _ = detector.eval()([tensor])
     single = DetectorPredictor(detector, score_threshold=0.0, crop_head=head, crop_head_flip=False,
                                crop_head_enlargements=(), mirrored_detections=False).predict(image)
-    once = second_look(head, tensor, out.boxes[0], out.scores[0])
+    once = apply_crop_head(head, tensor, out.boxes[0], out.scores[0])
     assert np.allclose(single.scores, once.scores.sort(descending=True).values.numpy())
     # by default step 1 adds the mirror image's detections, and the head reads each crop as it is and
     # mirrored, at its own enlargement and at 1.15
     assert CROP_HEAD_ENLARGEMENTS == (1.15,) and MIRRORED_DETECTIONS
-    plain = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True, enlargements=(1.15,))
+    plain = apply_crop_head(head, tensor, out.boxes[0], out.scores[0], flip=True, enlargements=(1.15,))
     assert not torch.allclose(plain.probs, once.probs)
-    mirrored = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True)
+    mirrored = apply_crop_head(head, tensor, out.boxes[0], out.scores[0], flip=True)
     assert not torch.allclose(plain.visible, mirrored.visible)
     out = detect(detector, tensor, mirrored=True)
-    expected = second_look(head, tensor, out.boxes[0], out.scores[0], flip=True, enlargements=(1.15,))
+    expected = apply_crop_head(head, tensor, out.boxes[0], out.scores[0], flip=True, enlargements=(1.15,))
     assert len(expected.leaders) != len(plain.leaders) or not torch.allclose(expected.scores, plain.scores)
     order = torch.argsort(expected.scores, descending=True, stable=True)
     assert looked.labels.tolist() == expected.labels[order].tolist()
@@ -309,7 +304,7 @@ def test_detector_predictor_takes_labels_and_visible_masks_from_the_crop_head():
     kept = DetectorPredictor(detector, score_threshold=threshold, crop_head=head).predict(image)
     assert len(kept.labels) == int((expected.objectness >= threshold).sum()) >= 1
     assert kept.scores.max() < threshold  # kept although its score (x p(label) < 1) is below it
-    assert second_look(head, tensor, out.boxes[0], out.scores[0], min_objectness=threshold,
+    assert apply_crop_head(head, tensor, out.boxes[0], out.scores[0], min_objectness=threshold,
                        flip=True, enlargements=(1.15,)).labels.tolist() == \
         expected.labels[expected.objectness >= threshold].tolist()
     assert np.allclose(looked.extras["objectness"], expected.objectness[order].numpy())
@@ -358,7 +353,7 @@ def test_augment_config_is_part_of_the_experiment():
     from amodal3d.engine.config import load_experiment
     from amodal3d.models.crop_head import CropHeadExperiment
 
-    experiment = load_experiment(CropHeadExperiment, "configs/crop_head_cpu.yaml")
+    experiment = load_experiment(CropHeadExperiment, CONFIG_DIR / "crop_head_cpu.yaml")
     assert isinstance(experiment.augment, AugmentConfig) and experiment.augment.hflip == 0.5
     assert experiment.box_targets == "amodal"
 
@@ -375,12 +370,12 @@ def test_flipped_second_look_is_mirror_symmetric():
     head.eval()
     boxes, scores = torch.tensor([[5.0, 8.0, 30.0, 40.0], [33.0, 2.0, 60.0, 20.0]]), torch.tensor([0.9, 0.6])
     mirrored_boxes = torch.stack([64 - boxes[:, 2], boxes[:, 1], 64 - boxes[:, 0], boxes[:, 3]], 1)
-    a = second_look(head, image, boxes, scores, flip=True)
-    b = second_look(head, image.flip(-1), mirrored_boxes, scores, flip=True)
+    a = apply_crop_head(head, image, boxes, scores, flip=True)
+    b = apply_crop_head(head, image.flip(-1), mirrored_boxes, scores, flip=True)
     # averaging the two readings makes the answer independent of which way the image faces
     assert torch.allclose(a.probs, b.probs, atol=1e-5)
     assert torch.allclose(a.visible, b.visible.flip(-1), atol=1e-4)
-    plain = second_look(head, image, boxes, scores)
+    plain = apply_crop_head(head, image, boxes, scores)
     assert not torch.allclose(plain.visible, a.visible, atol=1e-3)  # the mirrored reading counts
 
 
@@ -400,9 +395,9 @@ def test_second_look_averages_its_readings_at_every_enlargement():
     head = CropHead(TINY).eval()
     image = torch.rand(3, 48, 64)
     boxes, scores = torch.tensor([[5.0, 8.0, 30.0, 40.0], [33.0, 2.0, 60.0, 20.0]]), torch.tensor([0.9, 0.6])
-    look = second_look(head, image, boxes, scores, flip=True, enlargements=(1.15, 1.5))
+    look = apply_crop_head(head, image, boxes, scores, flip=True, enlargements=(1.15, 1.5))
     readings = [read_crops(head, image, boxes[look.leaders], True, e) for e in (None, 1.15, 1.5)]
     assert torch.allclose(look.probs, sum(r[0] for r in readings) / 3, atol=1e-6)
     assert torch.allclose(look.visible, sum(r[1] for r in readings) / 3, atol=1e-6)
-    own = second_look(head, image, boxes, scores, flip=True)
+    own = apply_crop_head(head, image, boxes, scores, flip=True)
     assert torch.equal(own.visible, readings[0][1]) and not torch.allclose(own.visible, look.visible, atol=1e-3)

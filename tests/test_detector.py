@@ -15,29 +15,26 @@ import torch
 
 from amodal3d.cli import main
 from amodal3d.data.dataset import AmodalDataset, collate
-from amodal3d.engine.config import ConfigError, load_config
+from amodal3d.engine.config import ConfigError, load_config, load_experiment
 from amodal3d.engine.distributed import cleanup_distributed
 from amodal3d.engine.weights import load_weights, save_weights
 from amodal3d.errors import WeightsError
-from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.models.detector import (
     DetectorConfig,
     DetectorExperiment,
     DetectorOutput,
-    DetectorPredictor,
     build_detector,
-    detect,
-    detect_boxes,
     load_detector,
-    load_experiment,
     parameter_count,
     resolve_config,
     save_detector,
     select_targets,
     train_detector,
 )
+from amodal3d.models.detector_predict import DetectorPredictor, detect, detect_boxes
+from amodal3d.structures import GivenVisible, Instances
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "amodal3d" / "configs"
 LOSSES = {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask"}
 # small inputs (and, for r50-fpn, fewer proposals for its 4conv box head and fewer detections for its
 # 256-channel mask heads: their cost, not the backbone's, dominates) keep the tests fast; the architecture
@@ -272,7 +269,7 @@ def test_config_files_load():
                 "maskrcnn_amodal_cpu_small.yaml": ("cpu-small", "amodal"),
                 "orcnn_cpu_small.yaml": ("cpu-small", "both")}
     for name, (preset, heads) in expected.items():
-        config = resolve_config(load_experiment(CONFIGS / name).model)
+        config = resolve_config(load_experiment(DetectorExperiment, CONFIGS / name).model)
         assert (config.preset, config.heads) == (preset, heads), name
 
 
@@ -290,7 +287,7 @@ def test_unknown_key_in_experiment_is_a_clear_error(tmp_path):
 def fast_experiment(**train) -> DetectorExperiment:
     return DetectorExperiment(
         model=DetectorConfig(heads="both", **SMALL),
-        train=dataclasses.replace(load_experiment(CONFIGS / "orcnn_cpu_small.yaml").train, **{
+        train=dataclasses.replace(load_experiment(DetectorExperiment, CONFIGS / "orcnn_cpu_small.yaml").train, **{
             "epochs": 1, "batch_size": 2, "workers": 0, "warmup_iters": 2, "checkpoint_every": 2,
             "log_every": 1, **train}))
 

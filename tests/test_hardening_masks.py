@@ -431,7 +431,8 @@ def test_odd_file_names_and_category_names_are_data_errors(tiny_dataset, tmp_pat
     data = json.loads(path.read_text())
     data["images"][0]["file_name"] = "a\0b.png"  # a NUL byte: Path.resolve would raise ValueError
     path.write_text(json.dumps(data))
-    with pytest.raises(DataError, match=re.escape(f"{path}: file_name 'a\\x00b.png' is not a file name")):
+    with pytest.raises(DataError, match=re.escape(f"{path}: image {data['images'][0]['id']}: file_name 'a\\x00b.png' "
+                                                  f"is not a file name")):
         AmodalDataset(root, "test")[0]
     _, violations = validate_dataset(root, ["test"])
     assert [v.problem for v in violations] == ["file_name 'a\\x00b.png' is not a file name"]

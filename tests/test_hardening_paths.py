@@ -278,9 +278,9 @@ def test_validate_and_evaluate_refuse_split_names(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- 2. inputs are never overwritten
 def test_evaluate_refuses_to_overwrite_its_ground_truth_before_running(dataset, tmp_path, capsys, monkeypatch):
-    from amodal3d.evaluation import harness
+    from amodal3d import methods
 
-    monkeypatch.setattr(harness, "build_predictor", lambda *a, **k: pytest.fail("the evaluation ran"))
+    monkeypatch.setattr(methods, "build_predictor", lambda *a, **k: pytest.fail("the evaluation ran"))
     truth = dataset / "annotations" / "test.json"
     before = _listing(tmp_path)
     base = ["evaluate", "--method", "visible", "--protocol", "given-visible", "--data", str(dataset), "--quiet"]

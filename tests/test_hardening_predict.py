@@ -208,8 +208,7 @@ def test_score_threshold_outside_0_1_is_refused(tmp_path, capsys, value, message
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("argument, value", [("--fit-steps", "-1"), ("--fit-steps", "1.5"), ("--meshes", "stl"),
-                                             ("--mode", "magic")])
+@pytest.mark.parametrize("argument, value", [("--fit-steps", "-1"), ("--fit-steps", "1.5"), ("--meshes", "stl")])
 def test_other_predict_arguments_are_refused_at_parse_time(tmp_path, capsys, argument, value):
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", str(_png(tmp_path / "a.png")), "--out", str(tmp_path / "out"), argument, value])
@@ -308,12 +307,12 @@ def test_visible_must_be_a_regular_file(tmp_path, capsys):
 
 
 def test_train_all_names_a_missing_config_and_its_option(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # outside a checkout: the default configs/... do not exist here
-    assert main(["train", "all", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    monkeypatch.chdir(tmp_path)  # outside a checkout (the default configs are installed with the package)
+    assert main(["train", "all", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--detector-config",
+                 "missing.yaml"]) == 2
     assert capsys.readouterr().err == (
-        f"amodal3d: error: --detector-config: config file configs/detector_cpu_small.yaml not found from "
-        f"{tmp_path} (the default is relative to a checkout of the amodal3d repository); pass its path with "
-        f"--detector-config\n")
+        f"amodal3d: error: --detector-config: config file missing.yaml not found from {tmp_path}; pass its path "
+        f"with --detector-config\n")
     (tmp_path / "detector.yaml").write_text("{}")
     assert main(["train", "all", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--detector-config",
                  "detector.yaml", "--crop-head-config", "none", "--shape-config", "none.yaml"]) == 2
@@ -325,3 +324,32 @@ def test_train_all_names_a_missing_config_and_its_option(tmp_path, capsys, monke
         args = build_parser().parse_args(["train", "refine", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                                           "--shape-weights", str(tmp_path / "missing.safetensors")])
         args.handler(args)
+
+
+@pytest.mark.parametrize("flags", [["--mode", "a3d-no-prior"], ["--no-occluder-constraint"], ["--no-crop-head"],
+                                   ["--no-detector-amodal"]])
+def test_ablation_switches_are_evaluate_methods_not_predict_options(tmp_path, capsys, flags):
+    """The ablations are reachable through ``evaluate --method`` (and PipelineOptions) only."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(_png(tmp_path / "a.png")), "--out", str(tmp_path / "out"), *flags])
+    assert exit_info.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_pipeline_options_are_one_frozen_checked_object():
+    import dataclasses
+
+    from amodal3d.methods import METHODS, PIPELINE_METHODS
+    from amodal3d.pipeline import PipelineOptions
+
+    options = PipelineOptions(fit_steps=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.fit_steps = 4
+    assert options.replace(mode="prior-only").mode == "prior-only" and options.mode == "a3d"
+    for changes, message in (({"mode": "magic"}, "unknown mode 'magic'"), ({"keep_by": "x"}, "keep_by"),
+                             ({"fit_steps": -1}, "fit_steps"), ({"score_threshold": 2}, "score_threshold")):
+        with pytest.raises(ValueError, match=message):
+            options.replace(**changes)
+    # every A3D method of `evaluate --method` is a set of pipeline options
+    assert set(PIPELINE_METHODS) <= set(METHODS)
+    assert {PipelineOptions(**fields).mode for fields in PIPELINE_METHODS.values()} == {
+        "a3d", "a3d-no-prior", "a3d-no-refine", "prior-only"}

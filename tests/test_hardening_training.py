@@ -16,6 +16,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from amodal3d.cli import main
+from amodal3d.configs import CONFIG_DIR
 from amodal3d.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, seed_everything
 from amodal3d.engine.config import ConfigError, from_dict, load_experiment, to_dict
 from amodal3d.engine.trainer import TrainConfig, Trainer, TrainingError
@@ -164,8 +165,9 @@ def test_a_nan_loss_mid_training_keeps_the_last_checkpoint_and_weights(tmp_path)
     assert last["event"] == "diverged" and last["iteration"] == 8
 
 
-def test_weights_made_non_finite_by_a_step_are_caught_before_any_save(tmp_path):
+def test_weights_made_non_finite_by_a_step_are_caught_before_any_save(tmp_path, monkeypatch):
     out = tmp_path / "run"
+    monkeypatch.setattr(TrainConfig, "__post_init__", lambda self: None)  # an lr over its bound (10): overflow
     trainer = _trainer(out, Toy(scale=1e10), optimizer="sgd", lr=1e38, momentum=0.0, checkpoint_every=1)
     with pytest.raises(TrainingError, match=r"^train: non-finite weights after the update of iteration 1: "
                                             r"linear\.weight is not finite .*no checkpoint was written"):
@@ -258,14 +260,12 @@ def _split(root: Path, tiny_dataset: Path, images: bool) -> Path:
 def test_an_empty_split_is_refused_before_training(tiny_dataset, tmp_path, capsys, command):
     empty = _split(tmp_path / "empty", tiny_dataset, images=False)
     bare = _split(tmp_path / "bare", tiny_dataset, images=True)
-    extra = {"shape": [], "crop-head": ["--config", "configs/crop_head_cpu.yaml"],
+    extra = {"shape": [], "crop-head": ["--config", str(CONFIG_DIR / "crop_head_cpu.yaml")],
              "refine": ["--shape-weights", str(tmp_path / "shape.safetensors")],
-             "detector": ["--config", "configs/detector_cpu_small.yaml"]}[command]
+             "detector": ["--config", str(CONFIG_DIR / "detector_cpu_small.yaml")]}[command]
     if command == "refine":  # an untrained shape model is enough: the split is refused first
         shape_config = ShapeConfig(roi_size=32, width=8, feature_dim=32, hypotheses=2)
         save_weights(tmp_path / "shape", ShapePrior(shape_config).state_dict(), "shape-prior", to_dict(shape_config))
-    root = Path(__file__).resolve().parents[1]
-    extra = [str(root / a) if a.startswith("configs/") else a for a in extra]
     for data, problem in ((empty, "split 'train' has no images"),
                           (bare, r"split 'train' has no annotated objects (6 image(s), 0 annotations)")):
         code = main(["train", command, "--data", str(data.parents[1]), "--out", str(tmp_path / "run"), "--quiet",
@@ -322,7 +322,7 @@ def test_resume_refuses_a_checkpoint_with_nan_or_of_another_model(tmp_path):
 def test_train_all_reads_every_config_before_the_first_stage(tiny_dataset, tmp_path):
     from amodal3d.train_all import train_all
 
-    root = Path(__file__).resolve().parents[1] / "configs"
+    root = CONFIG_DIR
     bad = tmp_path / "refine.yaml"
     bad.write_text("train: {lr: .inf}\n")
     with pytest.raises(ConfigError, match=rf"^{bad}: train\.lr: expected a finite number, got inf$"):

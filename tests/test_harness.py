@@ -11,22 +11,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from amodal3d import CATEGORY_NAMES, cli
+from amodal3d import CATEGORY_NAMES, cli, methods
 from amodal3d.data.dataset import load_annotation_file, read_image, split_paths
 from amodal3d.data.schema import categories_json, dataset_json
 from amodal3d.errors import Amodal3dError, WeightsError
 from amodal3d.evaluation import harness
-from amodal3d.evaluation.baselines import ConvexHullOf, VisibleAsAmodal, masks_to_boxes
+from amodal3d.evaluation.baselines import ConvexHullOf, VisibleAsAmodal
 from amodal3d.evaluation.harness import (
-    METHODS,
-    build_predictor,
     evaluate,
     format_table,
     markdown_table,
 )
 from amodal3d.evaluation.metrics import OCCLUDED_MIN_RATE, category_averaged
-from amodal3d.evaluation.predictor import GivenVisible, Instances
-from amodal3d.masks import decode_rle, encode_rle, mask_to_bbox
+from amodal3d.masks import decode_rle, encode_rle, mask_to_bbox, masks_to_boxes
+from amodal3d.methods import METHODS, build_predictor
+from amodal3d.structures import GivenVisible, Instances
 
 REQUIRED_KEYS = {"miou", "occluded_miou", "per_category", "by_occlusion", "amodal_ap", "visible_ap",
                  "images_per_s", "method", "protocol", "split", "num_images", "num_instances"}
@@ -257,7 +256,7 @@ def test_build_predictor_errors(tmp_path, monkeypatch):
     assert "unknown method 'mask-rcnn'" in message and all(m in message for m in METHODS)
     with pytest.raises(WeightsError, match="not found"):
         build_predictor("a3d", weights=tmp_path)  # a folder without pipeline weights
-    monkeypatch.setattr(harness, "shipped_weights", lambda name: None)
+    monkeypatch.setattr(methods, "shipped_weights", lambda name: None)
     with pytest.raises(WeightsError, match="needs --weights"):
         build_predictor("maskrcnn-amodal")
     with pytest.raises(WeightsError, match="not found"):
@@ -506,7 +505,7 @@ def test_given_visible_hands_over_only_this_models_categories(tiny_dataset, tmp_
     """Given-visible, the ground truth's category ids reach the predictor only when the dataset names
     them as this project does; otherwise (COCOA, KINS, class-agnostic) the predictor gets
     UNKNOWN_CATEGORY and names each instance itself. Scoring uses the ground truth's categories either way."""
-    from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY
+    from amodal3d.structures import UNKNOWN_CATEGORY
 
     class Recording(VisibleAsAmodal):
         def __init__(self):

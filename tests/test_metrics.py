@@ -8,8 +8,8 @@ from pycocotools import mask as mask_utils
 from scipy.spatial import Delaunay, QhullError
 
 from amodal3d.evaluation import metrics
-from amodal3d.evaluation.baselines import convex_hull_mask, masks_to_boxes
-from amodal3d.masks import encode_rle, mask_iou
+from amodal3d.evaluation.baselines import convex_hull_mask
+from amodal3d.masks import encode_rle, mask_iou, masks_to_boxes
 
 
 def rect(h: int, w: int, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:

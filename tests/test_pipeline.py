@@ -15,28 +15,24 @@ import trimesh
 from PIL import Image
 
 from amodal3d.cli import main
-from amodal3d.data.dataset import AmodalDataset
-from amodal3d.data.instances import InstanceRois
 from amodal3d.data.schema import categories_json
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.weights import load_weights, save_weights
 from amodal3d.errors import WeightsError
-from amodal3d.evaluation.predictor import GivenVisible, Instances
 from amodal3d.masks import decode_rle, encode_rle, mask_to_bbox
-from amodal3d.models.crop_head import WEIGHTS_KIND as CROP_HEAD_KIND
-from amodal3d.models.crop_head import CropHead, CropHeadConfig
 from amodal3d.models.refine import (
     RefineConfig,
     RefineNet,
-    fuse_step1_amodal,
     hidden_under_occluders,
     prior_edge_band,
     refine_inputs,
     region_loss,
+    weigh_detector_amodal,
 )
-from amodal3d.models.refine_train import PriorRois, step1_visible
+from amodal3d.models.refine_train import PriorRois
 from amodal3d.models.shape import ShapeConfig, ShapePrior
-from amodal3d.pipeline import AmodalSegmenter
+from amodal3d.pipeline import AmodalSegmenter, PipelineOptions
+from amodal3d.structures import GivenVisible, Instances
 
 SHAPE = ShapeConfig(roi_size=32, width=8, feature_dim=32, hypotheses=2)
 REFINE = RefineConfig(width=8)
@@ -162,8 +158,8 @@ def test_detector_amodal_masks_join_the_hidden_parts_end_to_end(pipeline_dir, mo
     amodal[0, 10:50, 10:70] = True  # the detector sees instance 0 extend behind instance 1, and beyond
     step1 = _StepOne(given, amodal)
     plain = AmodalSegmenter.from_pretrained(pipeline_dir, mode=mode)
-    joined = AmodalSegmenter(step1, plain.shape, plain.refine, mode)
-    alone = AmodalSegmenter(step1, plain.shape, plain.refine, mode, detector_amodal=False)
+    joined = AmodalSegmenter(step1, plain.shape, plain.refine, PipelineOptions(mode=mode))
+    alone = AmodalSegmenter(step1, plain.shape, plain.refine, PipelineOptions(mode=mode, detector_amodal=False))
     a, b = joined.predict(image).amodal_masks, alone.predict(image).amodal_masks
     if mode == "prior-only":  # the prior alone, whatever the detector says
         assert np.array_equal(a, b)
@@ -178,10 +174,10 @@ def test_detector_amodal_masks_join_the_hidden_parts_end_to_end(pipeline_dir, mo
 def test_fusion_is_the_mean_of_both_probabilities_above_the_threshold():
     refined = torch.tensor([0.9, 0.5, 0.2, 0.0, 0.71, 0.7])
     step1 = torch.tensor([0.0, 0.3, 0.6, 0.7, 0.0, 0.0])
-    fused = fuse_step1_amodal(refined, step1, threshold=0.35)
+    fused = weigh_detector_amodal(refined, step1, threshold=0.35)
     # means .45, .4, .4, .35, .355, .35: one side alone must exceed 0.7, both together 0.35 each
     assert fused.tolist() == [True, True, True, False, True, False]
-    assert fuse_step1_amodal(refined, step1, threshold=0.5).tolist() == [False] * 6
+    assert weigh_detector_amodal(refined, step1, threshold=0.5).tolist() == [False] * 6
 
 
 class _StepOneWithProbabilities(_StepOne):
@@ -199,8 +195,10 @@ def test_detector_amodal_probabilities_are_weighed_against_steps_2_5(pipeline_di
     amodal = given.visible_masks.copy()
     amodal[0, 10:50, 10:70] = True  # the detector is sure instance 0 extends behind instance 1, and beyond
     plain = AmodalSegmenter.from_pretrained(pipeline_dir, mode=mode)
-    weighed = AmodalSegmenter(_StepOneWithProbabilities(given, amodal), plain.shape, plain.refine, mode)
-    alone = AmodalSegmenter(_StepOne(given, amodal), plain.shape, plain.refine, mode, detector_amodal=False)
+    weighed = AmodalSegmenter(_StepOneWithProbabilities(given, amodal), plain.shape, plain.refine,
+                              PipelineOptions(mode=mode))
+    alone = AmodalSegmenter(_StepOne(given, amodal), plain.shape, plain.refine,
+                            PipelineOptions(mode=mode, detector_amodal=False))
     a, b = weighed.predict(image).amodal_masks, alone.predict(image).amodal_masks
     assert not (given.visible_masks & ~a).any(), "visible ⊆ amodal"
     detector_hidden = hidden_under_occluders(torch.from_numpy(amodal), torch.from_numpy(given.visible_masks))
@@ -208,10 +206,6 @@ def test_detector_amodal_probabilities_are_weighed_against_steps_2_5(pipeline_di
     assert a[0, 30:50, 40:70].all()
     # where step 1 says 0, steps 2-5 alone must exceed 0.7 (instead of 0.5): never more than alone
     assert not (a & ~b & ~amodal).any()
-    joined = AmodalSegmenter(_StepOneWithProbabilities(given, amodal), plain.shape, plain.refine, mode,
-                             step1_fusion=None)
-    masks_only = AmodalSegmenter(_StepOne(given, amodal), plain.shape, plain.refine, mode)
-    assert np.array_equal(joined.predict(image).amodal_masks, masks_only.predict(image).amodal_masks)
 
 
 def test_a3d_diagnosis_completes_visible_masks_as_the_pipeline_does_end_to_end(pipeline_dir):
@@ -298,7 +292,17 @@ def test_predict_cli_with_external_visible_masks(pipeline_dir, tmp_path):
     # takes a crop head, which this pipeline lacks
     assert main(args) == 2
     visible_json.write_text(json.dumps({**coco, "categories": categories_json()}))
-    assert main(args + ["--meshes", "obj", "--no-occluder-constraint"]) == 1  # broken.png failed, the others ran
+    assert main(args + ["--no-overlays"]) == 1  # broken.png failed, the others ran
+    # the same run through the library, with the occluder constraint lifted (a PipelineOptions field, no
+    # predict option)
+    from amodal3d.commands.pipeline import expand_images
+    from amodal3d.predict import predict_files
+
+    shutil.rmtree(out)
+    summary = predict_files(expand_images([str(images)]), out, str(pipeline_dir),
+                            PipelineOptions(occluder_constraint=False), visible_json=str(visible_json), meshes="obj",
+                            progress=False)
+    assert summary["images"] == 4 and len(summary["failed"]) == 1
     results = json.loads((out / "results.json").read_text())
     names = ["rgb.png", "grey.png", "rgba.png", "deep16.png"]  # in name order, with "broken.png" left out
     assert [Path(r["file_name"]).name for r in results] == [name for name in sorted(names) for _ in range(2)]
@@ -338,7 +342,7 @@ def test_evaluate_cli_runs_a3d_given_visible(pipeline_dir, tiny_dataset, tmp_pat
     # the figures worked out here: the same pipeline completes each test image's true visible masks; each
     # instance's IoU (and its hidden part's) is counted in numpy, averaged per category, then over categories
     from amodal3d.data.dataset import load_annotation_file, read_image, split_paths
-    from amodal3d.evaluation.baselines import masks_to_boxes
+    from amodal3d.masks import masks_to_boxes
 
     segmenter = AmodalSegmenter.from_pretrained(pipeline_dir)
     annotation_file, image_dir = split_paths(tiny_dataset, "test")
@@ -403,10 +407,12 @@ def test_shape_and_refine_training_resume(tiny_dataset, tmp_path):
                  "--out", str(tmp_path / "refused"), "--init", str(run / "model.safetensors"), "--device", "cpu",
                  "--quiet"]) == 2  # shape weights are not a refinement net
     # Priors fitted by render-and-compare are cached apart from the plain ones (and reloaded as written).
-    plain = PriorRois(tiny_dataset, "train", run / "model.safetensors", progress=False)
-    fitted = PriorRois(tiny_dataset, "train", run / "model.safetensors", fit_steps=2, progress=False)
+    cache = tmp_path / "cache"
+    plain = PriorRois(tiny_dataset, "train", run / "model.safetensors", progress=False, cache_dir=cache)
+    fitted = PriorRois(tiny_dataset, "train", run / "model.safetensors", fit_steps=2, progress=False, cache_dir=cache)
     assert plain.priors.shape == fitted.priors.shape and not np.array_equal(plain.priors, fitted.priors)
-    again = PriorRois(tiny_dataset, "train", run / "model.safetensors", fit_steps=2, progress=False)
+    assert fitted.rois.path.parent == cache and len(list(cache.glob("*_priors_*.npy"))) == 2
+    again = PriorRois(tiny_dataset, "train", run / "model.safetensors", fit_steps=2, progress=False, cache_dir=cache)
     assert np.array_equal(again.priors, fitted.priors)
     # Fine-tuning starts from the given weights (lr ~0: they stay); another architecture is refused.
     sharp = tmp_path / "sharp.yaml"
@@ -462,7 +468,7 @@ def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_obje
 
     from amodal3d.data.meshes import open_mesh_source
     from amodal3d.data.scene import SceneConfig, render_scene
-    from amodal3d.evaluation.harness import build_predictor
+    from amodal3d.methods import build_predictor
     from amodal3d.pipeline import BUILTIN, DEFAULT_SCORE_THRESHOLD
 
     folder = BUILTIN["cpu-small"]
@@ -484,10 +490,9 @@ def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_obje
     assert not without.detector.mirrored_detections  # the mirror image's detections need the crop head
     one_view = single.predict(scene.image)
 
-    # the CLI: the same entries; --no-crop-head gives the detector's own, --single-view step 1 on the image only
+    # the CLI: the same entries; --single-view step 1 on the image only
     Image.fromarray(scene.image).save(tmp_path / "scene.png")
-    for flag, expected in (([], len(looked.labels)), (["--no-crop-head"], len(raw.labels)),
-                           (["--single-view"], len(one_view.labels))):
+    for flag, expected in (([], len(looked.labels)), (["--single-view"], len(one_view.labels))):
         out = tmp_path / f"out{'_'.join(flag)}"
         assert main(["predict", str(tmp_path / "scene.png"), "--out", str(out), "--score-threshold", "0.05",
                      "--no-overlays", *flag]) == 0
@@ -507,36 +512,6 @@ def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_obje
     assert main(["predict", str(tmp_path / "scene.png"), "--out", str(tmp_path / "between"), "--no-overlays"]) == 0
     kept = json.loads((tmp_path / "between" / "results.json").read_text())
     assert len(kept) == int((looked.scores >= between).sum()) == len(looked.labels) - 1
-
-
-def test_refinement_rois_from_step1_visible_masks(tiny_dataset, tmp_path):
-    truth = InstanceRois(tiny_dataset, "train", 32, 2.0, progress=False)
-
-    def drop_first(index, image, target):  # step 1 misses each image's first object, finds the rest exactly
-        visible = target["visible_masks"].bool().clone()
-        visible[0] = False
-        return visible
-
-    with pytest.raises(ValueError, match="tag"):
-        InstanceRois(tiny_dataset, "train", 32, 2.0, progress=False, visible_fn=drop_first)
-    rois = InstanceRois(tiny_dataset, "train", 32, 2.0, progress=False, visible_fn=drop_first, tag="dropfirst")
-    assert "dropfirst" in rois.path.name and rois.path != truth.path
-    index = truth.arrays["image_index"]
-    kept = np.r_[False, index[1:] == index[:-1]]  # every instance but the first of its image
-    assert np.array_equal(rois.arrays["labels"], truth.arrays["labels"][kept])
-    assert np.array_equal(rois.arrays["amodal"], truth.arrays["amodal"][kept])  # same boxes, same targets
-    own = [0, 1, 2, 3, 5]  # RGB, own visible mask, inside-image; the occluder channel lost the missed object
-    assert np.array_equal(rois.arrays["roi"][:, own], truth.arrays["roi"][kept][:, own])
-    # a crop head's reading: one mask per object, the same tag for the same file
-    head = tmp_path / "head.safetensors"
-    config = CropHeadConfig(width=8, roi_size=32)
-    save_weights(head, CropHead(config).state_dict(), CROP_HEAD_KIND, to_dict(config))
-    visible_fn, tag = step1_visible(head)
-    assert tag == step1_visible(head)[1] and tag.startswith("step1-")
-    image, target = AmodalDataset(tiny_dataset, "train")[0]
-    masks = visible_fn(0, image, target)
-    assert masks.dtype == torch.bool and masks.shape == target["visible_masks"].shape
-    assert torch.equal(masks, visible_fn(0, image, target))  # seeded per image
 
 
 @pytest.mark.gpu
@@ -639,9 +614,9 @@ def test_given_masks_of_unknown_category_are_named_by_step_1s_crop_head(tiny_dat
     import torch
 
     from amodal3d.data.dataset import load_annotation_file, read_image, split_paths
-    from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY
     from amodal3d.masks import decode_rle
     from amodal3d.models.crop_head import read_crops_averaged
+    from amodal3d.structures import UNKNOWN_CATEGORY
 
     annotation_file, image_dir = split_paths(tiny_dataset, "test")
     data = load_annotation_file(annotation_file)

@@ -18,13 +18,14 @@ from scipy.spatial import Delaunay, QhullError
 
 from amodal3d import geometry
 from amodal3d.evaluation import metrics
-from amodal3d.evaluation.baselines import convex_hull_mask, masks_to_boxes
+from amodal3d.evaluation.baselines import convex_hull_mask
 from amodal3d.masks import (
     box_contains_mask,
     decode_rle,
     encode_rle,
     mask_iou,
     mask_to_bbox,
+    masks_to_boxes,
     polygons_to_mask,
     xywh_to_xyxy,
 )

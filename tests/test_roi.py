@@ -2,7 +2,7 @@
 
 import torch
 
-from amodal3d.models.roi import crop, inside_image, paste, roi_inputs, square_rois
+from amodal3d.roi import crop, inside_image, paste, roi_inputs, square_rois
 
 
 def test_square_rois_are_centred_squares():

@@ -131,7 +131,7 @@ def test_bench_a3d_combines_the_protocol_files_only(tmp_path):
 def test_predict_threshold_replays_the_recorded_objects_by_score_or_objectness():
     import numpy as np
 
-    from amodal3d.evaluation.predictor import Instances
+    from amodal3d.structures import Instances
 
     bench = _script("predict_threshold", BENCHMARKS)
     image = np.zeros((4, 4, 3), np.uint8)
@@ -151,7 +151,7 @@ def test_predict_threshold_replays_the_recorded_objects_by_score_or_objectness()
     by_objectness = bench.Replay(recorder.kept, "objectness", 0.6, "fixed").predict(image)
     assert by_score.labels.tolist() == [1, 2] and by_objectness.labels.tolist() == [1, 2]
     assert bench.Replay(recorder.kept, "objectness", 0.8, "fixed").predict(image).labels.tolist() == [2]
-    from amodal3d.evaluation.predictor import image_key
+    from amodal3d.evaluation.recorder import image_key
 
     with pytest.raises(KeyError, match=image_key(image + 1)):  # an image that was never recorded
         bench.Replay(recorder.kept, "score", 0.3, "fixed").predict(image + 1)

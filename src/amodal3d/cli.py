@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from amodal3d import __version__
-from amodal3d.commands import data, demo, detector, evaluate, pipeline, shape
+from amodal3d.commands import data, demo, detector, evaluate, pipeline, serve, shape
 from amodal3d.errors import Amodal3dError
 
 
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train = sub.add_parser("train", help="train a stage of the pipeline (detector, shape, refine, all)")
     train_sub = train.add_subparsers(dest="stage", metavar="STAGE", required=True)
-    for module in (demo, data, shape, detector, evaluate, pipeline):
+    for module in (demo, data, shape, detector, evaluate, pipeline, serve):
         module.register(sub, train_sub)
     return parser
 

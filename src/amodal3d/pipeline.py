@@ -2,44 +2,54 @@
 
     segmenter = AmodalSegmenter.from_pretrained("cpu-small")      # shipped weights
     instances = segmenter.predict(image)                           # uint8 (H, W, 3) RGB
+    segmenter = AmodalSegmenter.from_pretrained("cpu-small", PipelineOptions(fit_steps=10, device="cuda"))
 
-Steps: (1) visible instance segmentation (:mod:`amodal3d.models.detector`, with the second look of
+Steps: (1) visible instance segmentation (:mod:`amodal3d.models.detector`, with the crop head of
 :mod:`amodal3d.models.crop_head` when the weights have one, or masks the user brings: ``given``),
 (2-4) shape + viewpoint + rendered prior (:mod:`amodal3d.models.shape`), its camera optionally fitted
 to the visible mask by render-and-compare (``fit_steps``), (5) region-specific refinement
 (:mod:`amodal3d.models.refine`); end to end, the amodal masks of the detector's own amodal head (when
 it has one) are weighed against those of steps 2-5 (``detector_amodal``: the mean of the two
-probabilities above ``step1_fusion``, default ``STEP1_FUSION_THRESHOLD``; with ``step1_fusion=None`` or a
-step 1 that returns masks only, its masks are joined).
-``mode`` selects the method or one of its ablations:
-``a3d`` (all steps), ``a3d-no-prior`` (refinement trained without the prior), ``a3d-no-refine``
-(prior ∪ visible), ``prior-only`` (the rendered prior alone).
+probabilities above ``DETECTOR_AMODAL_THRESHOLD``, :func:`~amodal3d.models.refine.weigh_detector_amodal`;
+a step 1 that returns masks only has its masks joined).
+
+Every inference setting is one field of :class:`PipelineOptions`. ``mode`` selects the method or one of
+its ablations (evaluated by name through :mod:`amodal3d.methods`): ``a3d`` (all steps), ``a3d-no-prior``
+(refinement trained without the prior), ``a3d-no-refine`` (prior ∪ visible), ``prior-only`` (the
+rendered prior alone).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from amodal3d.errors import DataError, WeightsError
-from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY, GivenVisible, Instances
 from amodal3d.models.crop_head import STEM as CROP_HEAD_STEM
 from amodal3d.models.crop_head import crop_head_beside
-from amodal3d.models.detector import check_resizable
+from amodal3d.models.detector_predict import KEEP_BY, check_resizable
 from amodal3d.models.refine import (
-    STEP1_FUSION_THRESHOLD,
+    DETECTOR_AMODAL_THRESHOLD,
     RefineNet,
-    fuse_step1_amodal,
     hidden_under_occluders,
+    load_refine,
     refine_inputs,
+    weigh_detector_amodal,
 )
-from amodal3d.models.roi import mask_boxes, paste, roi_inputs
-from amodal3d.models.shape import ShapePrior, with_fitted_camera
+from amodal3d.models.shape import ShapePrior, load_shape_prior, with_fitted_camera
+from amodal3d.roi import image_tensor, mask_boxes, paste, roi_inputs
+from amodal3d.structures import UNKNOWN_CATEGORY, GivenVisible, Instances
+
+# the public API: the pipeline, its options and the result types it returns (from amodal3d.structures)
+__all__ = ["AmodalSegmenter", "GivenVisible", "Instances", "PipelineOptions", "UNKNOWN_CATEGORY",
+           "DEFAULT_SCORE_THRESHOLD", "MODES", "resolve_pipeline_dir"]
 
 MODES = ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")
 REFINE_MODES = ("a3d", "a3d-no-prior")  # step 5 runs
@@ -52,6 +62,50 @@ FILES = {"detector": "detector", "crop-head": CROP_HEAD_STEM, "shape": "shape", 
          "refine-no-prior": "refine_no_prior"}
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Every inference setting of :class:`AmodalSegmenter`, checked when made (ValueError).
+
+    ``mode``: the method or one of its ablations (:data:`MODES`). ``device``: where the models run.
+    ``score_threshold``: objects are kept when their score reaches it (``keep_by="objectness"``: their
+    objectness, as the evaluation harness keeps them). ``fit_steps``: render-and-compare steps fitting
+    each prior's camera to its visible mask (:func:`~amodal3d.models.shape.fit_to_visible`) in the modes
+    that use the prior; 0 skips the fit; None (:meth:`AmodalSegmenter.from_pretrained`): the steps the
+    A3D refinement net was trained with (its config's ``prior_fit_steps``). ``occluder_constraint``
+    (step 5 modes): hidden parts only under the other instances' visible masks
+    (:func:`~amodal3d.models.refine.hidden_under_occluders`); turn it off for images whose occluders are
+    not all detected. ``crop_head``: use the crop head beside the detector's weights (when there is one).
+    ``detector_amodal``: end to end, weigh the detector's amodal head (when it has one) against steps 2-5.
+    ``mirrored_detections=False``: step 1 detects in the image only, not also in its mirror image
+    (faster; see :class:`~amodal3d.models.detector_predict.DetectorPredictor`)."""
+
+    mode: str = "a3d"
+    device: str = "cpu"
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
+    fit_steps: int | None = None
+    occluder_constraint: bool = True
+    crop_head: bool = True
+    detector_amodal: bool = True
+    mirrored_detections: bool = True
+    keep_by: str = "score"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
+        value = self.score_threshold
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"score_threshold must be a number in [0, 1], got {value!r}")  # NaN too
+        steps = self.fit_steps
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0):
+            raise ValueError(f"fit_steps must be a whole number >= 0, got {steps!r}")
+        if self.keep_by not in KEEP_BY:
+            raise ValueError(f"keep_by must be one of {', '.join(KEEP_BY)}, not {self.keep_by!r}")
+
+    def replace(self, **changes) -> PipelineOptions:
+        """These options with ``changes`` (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+
 def resolve_pipeline_dir(path_or_name: str | Path) -> Path:
     """A built-in name (``cpu-small``) or a folder holding ``detector``/``shape``/``refine`` weights."""
     folder = BUILTIN.get(str(path_or_name), Path(path_or_name))
@@ -61,87 +115,75 @@ def resolve_pipeline_dir(path_or_name: str | Path) -> Path:
 
 
 class AmodalSegmenter:
-    """Steps 1-5 as one predictor (implements :class:`amodal3d.evaluation.predictor.Predictor`).
+    """Steps 1-5 as one predictor (implements :class:`amodal3d.structures.Predictor`), set up by one
+    :class:`PipelineOptions` (``options``; ``score_threshold``, ``crop_head``, ``mirrored_detections`` and
+    ``keep_by`` are the detector's, applied when :meth:`from_pretrained` builds it).
 
     ``timings`` accumulates milliseconds per stage over calls (``detector``, ``rois``, ``shape``, ``fit``,
-    ``refine``, ``paste``) with ``calls``; :meth:`stage_ms` averages them.
+    ``refine``, ``paste``) with ``calls``; :meth:`stage_ms` averages them."""
 
-    ``fit_steps``: render-and-compare steps fitting each prior's camera to its visible mask
-    (:func:`~amodal3d.models.shape.fit_to_visible`) in the modes that use the prior; 0 skips the fit.
+    # end to end, the threshold on the mean of the detector's and steps 2-5's amodal probabilities
+    detector_amodal_threshold = DETECTOR_AMODAL_THRESHOLD
 
-    ``occluder_constraint`` (step 5 modes): hidden parts only under the other instances' visible masks
-    (:func:`~amodal3d.models.refine.hidden_under_occluders`); turn it off for images whose occluders
-    are not all detected (e.g. unannotated stuff in front of objects)."""
-
-    def __init__(self, detector, shape: ShapePrior, refine: RefineNet | None = None, mode: str = "a3d",
-                 device: str | torch.device = "cpu", occluder_constraint: bool = True, fit_steps: int = 0,
-                 detector_amodal: bool = True, step1_fusion: float | None = STEP1_FUSION_THRESHOLD):
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-        if isinstance(fit_steps, bool) or not isinstance(fit_steps, numbers.Integral) or fit_steps < 0:
-            raise ValueError(f"fit_steps must be a whole number >= 0, got {fit_steps!r}")
+    def __init__(self, detector, shape: ShapePrior, refine: RefineNet | None = None,
+                 options: PipelineOptions | None = None):
+        options = options if options is not None else PipelineOptions()
+        if not isinstance(options, PipelineOptions):
+            raise TypeError(f"options must be PipelineOptions, not {type(options).__name__}")
+        mode = options.mode
         if mode in REFINE_MODES and refine is None:
             raise WeightsError(f"mode {mode} needs refinement weights")
-        self.device = torch.device(device)
+        self.options = options
+        self.device = torch.device(options.device)
         self.detector = detector
         self.shape = shape.to(self.device).eval()
         self.refine = refine.to(self.device).eval() if refine is not None else None
         self.mode = mode
-        self.occluder_constraint = occluder_constraint
-        self.fit_steps = fit_steps if mode != "a3d-no-prior" else 0
+        self.occluder_constraint = options.occluder_constraint
+        self.fit_steps = (options.fit_steps or 0) if mode != "a3d-no-prior" else 0
         # end to end, the step-1 detector's own amodal head (if it has one) is weighed against steps 2-5
         # (not in prior-only, which shows the prior alone)
-        self.detector_amodal = detector_amodal and mode != "prior-only"
-        self.step1_fusion = step1_fusion  # None: join step 1's amodal masks instead (the earlier rule)
-        self.name = mode if occluder_constraint or mode not in REFINE_MODES else f"{mode}-unconstrained"
+        self.detector_amodal = options.detector_amodal and mode != "prior-only"
+        self.name = mode if self.occluder_constraint or mode not in REFINE_MODES else f"{mode}-unconstrained"
         self.timings: dict[str, float] = defaultdict(float)
 
     @classmethod
-    def from_pretrained(cls, path_or_name: str | Path = "cpu-small", mode: str = "a3d",
-                        device: str | torch.device = "cpu", score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-                        occluder_constraint: bool = True, fit_steps: int | None = None,
-                        crop_head: bool = True, detector_amodal: bool = True,
-                        mirrored_detections: bool = True, keep_by: str = "score") -> AmodalSegmenter:
+    def from_pretrained(cls, path_or_name: str | Path = "cpu-small", options: PipelineOptions | None = None,
+                        **changes) -> AmodalSegmenter:
         """Load the pipeline from a built-in name or a folder (``detector.safetensors`` + ``.json``,
-        optional ``crop_head.*`` (step 1b, used unless ``crop_head=False``), ``shape.*``, ``refine.*``,
-        ``refine_no_prior.*``); never unpickles. ``fit_steps`` defaults to the steps the A3D refinement
-        net was trained with (its config's ``prior_fit_steps``). ``detector_amodal``: end to end, weigh
-        the detector's amodal head (when it has one) against steps 2-5 (:func:`fuse_step1_amodal`).
-        ``mirrored_detections=False``: step 1 detects in the image only, not also in its mirror image
-        (faster; see :class:`~amodal3d.models.detector.DetectorPredictor`). Objects are kept when their
-        score reaches ``score_threshold`` (``keep_by="objectness"``: their objectness, as the
-        evaluation harness keeps them)."""
+        optional ``crop_head.*`` (used unless ``options.crop_head`` is False), ``shape.*``, ``refine.*``,
+        ``refine_no_prior.*``); never unpickles. ``options`` (default :class:`PipelineOptions`) with any
+        field given by keyword replaced (``from_pretrained("cpu-small", fit_steps=10)`` is
+        ``from_pretrained("cpu-small", PipelineOptions(fit_steps=10))``). ``fit_steps=None`` becomes the
+        steps the A3D refinement net was trained with (its config's ``prior_fit_steps``)."""
         from amodal3d.engine.distributed import resolve_device
-        from amodal3d.models.detector import DetectorPredictor, load_detector
-        from amodal3d.models.refine_train import load_refine
-        from amodal3d.models.shape_train import load_shape_prior
+        from amodal3d.models.detector import load_detector
+        from amodal3d.models.detector_predict import DetectorPredictor
 
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-        if isinstance(score_threshold, bool) or not isinstance(score_threshold, numbers.Real) \
-                or not 0.0 <= float(score_threshold) <= 1.0:  # NaN too
-            raise ValueError(f"score_threshold must be a number in [0, 1], got {score_threshold!r}")
-        device = resolve_device(str(device))
+        options = (options if options is not None else PipelineOptions()).replace(**changes)
+        mode = options.mode
+        device = resolve_device(str(options.device))
         folder = resolve_pipeline_dir(path_or_name)
         detector_path = folder / f"{FILES['detector']}.safetensors"
         detector = None
         if detector_path.is_file():
-            head = crop_head_beside(folder, device) if crop_head else None
+            head = crop_head_beside(folder, device) if options.crop_head else None
             detector = DetectorPredictor(load_detector(detector_path, device=device), name="visible",
-                                         score_threshold=score_threshold, crop_head=head,
-                                         mirrored_detections=mirrored_detections, keep_by=keep_by)
+                                         score_threshold=options.score_threshold, crop_head=head,
+                                         mirrored_detections=options.mirrored_detections, keep_by=options.keep_by)
         shape = load_shape_prior(folder / f"{FILES['shape']}.safetensors", device)
         refine = None
         if mode in REFINE_MODES:
             stem = FILES["refine"] if mode == "a3d" else FILES["refine-no-prior"]
             refine = load_refine(folder / f"{stem}.safetensors", device)
+        fit_steps = options.fit_steps
         if fit_steps is None:  # the A3D refinement net's config says how its priors were fitted
             a3d_refine = folder / f"{FILES['refine']}.safetensors"
             if mode == "a3d":
                 fit_steps = refine.config.prior_fit_steps
             else:
                 fit_steps = load_refine(a3d_refine).config.prior_fit_steps if a3d_refine.is_file() else 0
-        return cls(detector, shape, refine, mode, device, occluder_constraint, fit_steps, detector_amodal)
+        return cls(detector, shape, refine, options.replace(device=str(device), fit_steps=fit_steps))
 
     def stage_ms(self) -> dict[str, float]:
         calls = max(self.timings.get("calls", 0), 1)
@@ -204,7 +246,7 @@ class AmodalSegmenter:
         if n == 0:
             return Instances.empty(height, width)
 
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255.0).to(self.device)
+        tensor = image_tensor(image, self.device)
         visible = torch.from_numpy(detections.visible_masks).to(self.device)
         labels = torch.from_numpy(detections.labels).to(self.device)
         cfg = self.shape.config
@@ -222,11 +264,11 @@ class AmodalSegmenter:
         else:
             roi_amodal = shape_out.prior
         amodal = paste(roi_amodal, rois, height, width)
-        weigh = given is None and self.detector_amodal and self.step1_fusion is not None
-        step1_probs = detections.extras.get("amodal_probs") if weigh else None
-        if step1_probs is not None:  # step 1's amodal head weighed against steps 2-5
-            amodal = fuse_step1_amodal(amodal, torch.from_numpy(step1_probs).to(self.device).float(),
-                                       self.step1_fusion)
+        weigh = given is None and self.detector_amodal
+        detector_probs = detections.extras.get("amodal_probs") if weigh else None
+        if detector_probs is not None:  # the detector's amodal head weighed against steps 2-5
+            amodal = weigh_detector_amodal(amodal, torch.from_numpy(detector_probs).to(self.device).float(),
+                                           self.detector_amodal_threshold)
         else:
             amodal = amodal > 0.5
         prior_masks = paste(shape_out.prior, rois, height, width) > 0.5
@@ -234,9 +276,11 @@ class AmodalSegmenter:
             amodal = hidden_under_occluders(amodal, visible)
         elif self.mode != "prior-only":
             amodal = amodal | visible
-        if given is None and self.detector_amodal and step1_probs is None:  # step 1's amodal masks only
-            step1 = torch.from_numpy(detections.amodal_masks).to(self.device)  # (= visible without a head)
-            amodal = amodal | (hidden_under_occluders(step1, visible) if self.occluder_constraint else step1)
+        if given is None and self.detector_amodal and detector_probs is None:  # step 1's amodal masks only
+            detector_masks = torch.from_numpy(detections.amodal_masks).to(self.device)  # (= visible without a head)
+            if self.occluder_constraint:
+                detector_masks = hidden_under_occluders(detector_masks, visible)
+            amodal = amodal | detector_masks
         self._tick("paste", start)
         cameras = shape_out.cameras
         viewpoints = [{"azimuth": float(a), "elevation": float(e), "distance": float(d)}

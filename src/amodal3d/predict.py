@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -26,13 +27,16 @@ from tqdm import tqdm
 from amodal3d import CATEGORY_NAMES
 from amodal3d.data.dataset import max_image_pixels, read_image
 from amodal3d.data.readers import segmentation_mask
-from amodal3d.data.schema import categories_are_ours
+from amodal3d.data.schema import categories_are_ours, id_problem
 from amodal3d.errors import Amodal3dError, DataError, WeightsError
-from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY, GivenVisible
 from amodal3d.io import atomic_save_image, atomic_write_bytes, atomic_write_json
 from amodal3d.masks import encode_rle, mask_to_bbox, xywh_to_xyxy
 from amodal3d.paths import check_output_dir, check_regular_file
+from amodal3d.structures import UNKNOWN_CATEGORY, GivenVisible
 from amodal3d.visualize import overlay
+
+if TYPE_CHECKING:
+    from amodal3d.pipeline import PipelineOptions
 
 MESH_FORMATS = ("none", "obj", "glb")
 RESULTS = "results.json"
@@ -82,6 +86,9 @@ def load_visible_json(path: str | Path) -> list[VisibleEntry]:
         image_id = ann.get("image_id")
         if isinstance(image_id, (dict, list)) or image_id not in entries:
             raise DataError(f"{path}: annotation {ann.get('id')} refers to unknown image {image_id!r}")
+        problem = id_problem(ann, "category_id") if ours and "category_id" in ann else None
+        if problem:
+            raise DataError(f"{path}: annotation {ann.get('id')}: {problem}")
         entries[image_id].annotations.append(ann if ours else {**ann, "category_id": UNKNOWN_CATEGORY})
     return list(entries.values())
 
@@ -185,13 +192,6 @@ def check_outputs(out: Path, paths: list[Path], names: list[str], overlays: bool
                                         f"choose another --out")
 
 
-def check_score_threshold(value: object, what: str = "score_threshold") -> float:
-    """A number in [0, 1] (objects are kept when their score reaches it); NaN and bools are refused."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{what} must be a number in [0, 1], got {value!r}")
-    return float(value)
-
-
 def _failure(path: Path, error: BaseException) -> str:
     """One line naming the image and what went wrong (the exception's type unless it is ours)."""
     if isinstance(error, Amodal3dError):
@@ -207,28 +207,22 @@ def _label(category: int, score: float) -> str:
     return f"{name} {score:.2f}"
 
 
-def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", mode: str = "a3d",
-                  device: str = "cpu", score_threshold: float | None = None, visible_json: str | None = None,
-                  meshes: str = "none", overlays: bool = True, progress: bool = True,
-                  occluder_constraint: bool = True, fit_steps: int | None = None, crop_head: bool = True,
-                  detector_amodal: bool = True, mirrored_detections: bool = True) -> dict:
-    """Run the pipeline over ``paths`` into ``out`` (``results.json``, ``overlays/``, ``meshes/``).
+def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", options: PipelineOptions | None = None,
+                  *, visible_json: str | None = None, meshes: str = "none", overlays: bool = True,
+                  progress: bool = True, **changes) -> dict:
+    """Run the pipeline of ``weights`` set up by ``options`` (default :class:`PipelineOptions`, with any
+    field given by keyword replaced) over ``paths`` into ``out`` (``results.json``, ``overlays/``, ``meshes/``).
 
     Every argument, the output folder and the ``--visible`` file are checked before the model is
     loaded and before anything is written (ValueError / :class:`Amodal3dError`). Then each image runs
     on its own: a failure is recorded in ``failed`` ((path, one-line reason)) and the next image runs.
     ``results.json`` (the images that succeeded) is written even when the run stops part-way.
     Returns {"images": succeeded, "instances": results written, "failed": [(path, reason)]}."""
-    from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD, MODES, AmodalSegmenter
+    from amodal3d.pipeline import AmodalSegmenter, PipelineOptions
 
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    options = (options if options is not None else PipelineOptions()).replace(**changes)
     if meshes not in MESH_FORMATS:
         raise ValueError(f"meshes must be one of {', '.join(MESH_FORMATS)}, not {meshes!r}")
-    score_threshold = check_score_threshold(DEFAULT_SCORE_THRESHOLD if score_threshold is None else score_threshold)
-    if fit_steps is not None and (isinstance(fit_steps, bool) or not isinstance(fit_steps, numbers.Integral)
-                                  or fit_steps < 0):
-        raise ValueError(f"fit_steps must be a whole number >= 0, got {fit_steps!r}")
     out = Path(out)
     max_image_pixels()  # a bad AMODAL3D_MAX_PIXELS stops the run here, not once per image
     unique: dict[str, Path] = {}
@@ -241,10 +235,7 @@ def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", mode
     check_outputs(out, paths, names, overlays, meshes, visible_json)
     given_entries = match_visible(load_visible_json(visible_json), paths, visible_json) if visible_json else None
 
-    segmenter = AmodalSegmenter.from_pretrained(weights, mode=mode, device=device, score_threshold=score_threshold,
-                                                occluder_constraint=occluder_constraint, fit_steps=fit_steps,
-                                                crop_head=crop_head, detector_amodal=detector_amodal,
-                                                mirrored_detections=mirrored_detections)
+    segmenter = AmodalSegmenter.from_pretrained(weights, options)
     if given_entries is None and segmenter.detector is None:
         raise WeightsError(f"{weights}: no detector weights (step 1): pass visible masks with --visible")
     unknown = given_entries and any(a.get("category_id", UNKNOWN_CATEGORY) == UNKNOWN_CATEGORY

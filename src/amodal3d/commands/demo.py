@@ -37,11 +37,11 @@ def cmd_demo(args) -> int:
     from amodal3d.errors import DataError
     from amodal3d.evaluation import metrics
     from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD
-    from amodal3d.evaluation.predictor import GivenVisible
     from amodal3d.io import atomic_save_image
     from amodal3d.masks import decode_rle, xywh_to_xyxy
     from amodal3d.paths import check_output_dir, check_output_file, check_regular_file
-    from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD, AmodalSegmenter
+    from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD, AmodalSegmenter, PipelineOptions
+    from amodal3d.structures import GivenVisible
     from amodal3d.visualize import grid, overlay
 
     # every file the demo writes, checked before the model loads and the scenes render
@@ -52,8 +52,8 @@ def cmd_demo(args) -> int:
     for name in ("demo.png", *(f"scene_{i}_amodal.png" for i in range(args.n))):
         check_output_file(out / name, inputs)
     # scored as amodal3d evaluate scores (every object step 1 proposes); drawn as predict keeps them
-    segmenter = AmodalSegmenter.from_pretrained(args.weights, device=args.device, keep_by="objectness",
-                                                score_threshold=EVAL_SCORE_THRESHOLD)
+    segmenter = AmodalSegmenter.from_pretrained(args.weights, PipelineOptions(
+        device=args.device, keep_by="objectness", score_threshold=EVAL_SCORE_THRESHOLD))
     source = open_mesh_source(args.shapes, seed=args.seed, only_split=args.shapes_split)
     split = args.shapes_split or "test"
     if not any(source.mesh_ids(c, split) for c in source.categories):

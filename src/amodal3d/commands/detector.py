@@ -3,11 +3,11 @@
 
 One process (on a shared CPU machine add ``--threads 1``)::
 
-    amodal3d train detector --config configs/detector_cpu_small.yaml --data DATA --out RUN
+    amodal3d train detector --config src/amodal3d/configs/detector_cpu_small.yaml --data DATA --out RUN
 
 Several GPUs or machines (``--batch-size`` is per process)::
 
-    torchrun --nproc_per_node 4 -m amodal3d train detector --config configs/detector_r50_fpn.yaml ...
+    torchrun --nproc_per_node 4 -m amodal3d train detector --config src/amodal3d/configs/detector_r50_fpn.yaml ...
 
 Rerunning the same command with the same ``--out`` resumes from ``RUN/checkpoint.pt``. The run writes
 ``RUN/config.yaml``, ``RUN/log.jsonl`` and, at the end, ``RUN/model.safetensors`` + ``RUN/model.json``.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from amodal3d.commands.arguments import non_negative_int, positive_float, positive_int, seed
+from amodal3d.configs import CONFIG_DIR
 from amodal3d.paths import check_output_dir
 
 
@@ -27,15 +28,16 @@ def register(sub, train_sub) -> None:
         "detector", help="train the step-1 detector (visible, amodal or ORCNN heads)",
         description="Train (or resume, with the same --out) a detector; writes OUT/model.safetensors + "
                     "OUT/model.json, OUT/log.jsonl, OUT/config.yaml and OUT/checkpoint.pt.")
-    p.add_argument("--config", required=True, help="experiment YAML, e.g. configs/detector_cpu_small.yaml")
+    p.add_argument("--config", required=True, help="experiment YAML, e.g. src/amodal3d/configs/detector_cpu_small.yaml")
     add_training_flags(p)
     p.set_defaults(handler=cmd_train_detector)
 
     p = train_sub.add_parser(
-        "crop-head", help="train step 1b: category and visible mask of each detection from its crop",
+        "crop-head", help="train the crop head: category and visible mask of each detection from its crop",
         description="Train (or resume, with the same --out) the crop head on ground-truth boxes jittered "
                     "like detections; writes OUT/model.safetensors + OUT/model.json and OUT/log.jsonl.")
-    p.add_argument("--config", default="configs/crop_head_cpu.yaml", help="experiment YAML")
+    p.add_argument("--config", default=str(CONFIG_DIR / "crop_head_cpu.yaml"),
+                   help="experiment YAML (default: the installed crop_head_cpu.yaml)")
     add_training_flags(p)
     p.set_defaults(handler=cmd_train_crop_head)
 
@@ -76,18 +78,15 @@ def cmd_train_detector(args) -> int:
     # spinning (active) waits, 2 threads on a 2-core machine shared with another busy process ran ~30x
     # slower than 1 thread (measured); passive waits cost little when the machine is idle.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import dataclasses
-
     import torch
 
-    from amodal3d.engine.config import replace_checked
+    from amodal3d.engine.config import load_experiment
     from amodal3d.engine.distributed import cleanup_distributed
-    from amodal3d.models.detector import load_experiment, train_detector
+    from amodal3d.models.detector import DetectorExperiment, train_detector
 
     check_output_dir(args.out, inputs=[args.data])
-    experiment = load_experiment(args.config)
-    train = replace_checked(experiment.train, training_overrides(args), prefix="train.")
-    experiment = dataclasses.replace(experiment, train=train)
+    experiment = load_experiment(DetectorExperiment, args.config, training_overrides(args),
+                                 init_given=args.init is not None)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -108,7 +107,8 @@ def cmd_train_crop_head(args) -> int:
     from amodal3d.models.crop_head import CropHeadExperiment, train_crop_head
 
     check_output_dir(args.out, inputs=[args.data])
-    experiment = load_experiment(CropHeadExperiment, args.config, training_overrides(args))
+    experiment = load_experiment(CropHeadExperiment, args.config, training_overrides(args),
+                                 init_given=args.init is not None)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(train_crop_head(args.data, args.out, experiment, device=args.device, progress=not args.quiet,

@@ -27,7 +27,7 @@ def register(sub, train_sub) -> None:
     p.add_argument("--weights", default=None, help="model weights (.safetensors) for model-based methods")
     p.add_argument("--device", type=device, default="cpu", help="torch device for model-based methods")
     p.add_argument("--no-crop-head", action="store_true",
-                   help="leave out step 1b (the crop head beside the detector weights): the detector's own "
+                   help="leave out the crop head (beside the detector weights): the detector's own "
                         "labels and visible masks")
     p.add_argument("--single-view", action="store_true",
                    help="step 1 detects in the image only, not also in its mirror image")
@@ -83,13 +83,13 @@ def check_outputs(args) -> tuple:
 def cmd_evaluate(args) -> int:
     from amodal3d.evaluation.harness import (
         EVAL_SCORE_THRESHOLD,
-        build_predictor,
         evaluate,
         format_summary,
         format_table,
         markdown_table,
     )
     from amodal3d.io import atomic_write_bytes, atomic_write_json
+    from amodal3d.methods import build_predictor
 
     json_out, markdown_out = check_outputs(args)
     threshold = EVAL_SCORE_THRESHOLD if args.score_threshold is None else args.score_threshold

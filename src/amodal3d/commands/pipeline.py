@@ -9,6 +9,7 @@ from pathlib import Path
 
 from amodal3d.commands.arguments import non_negative_int, positive_int, probability
 from amodal3d.commands.detector import add_training_flags, training_overrides
+from amodal3d.configs import CONFIG_DIR, SHIPPED
 from amodal3d.errors import Amodal3dError, DataError
 from amodal3d.paths import check_regular_file
 
@@ -26,11 +27,10 @@ two inputs, or two entries naming one, is an error.
 exit status: 0 every image succeeded; 1 some image(s) failed (each named on the output, results.json
 holds the others); 2 nothing was run (bad argument, missing file or weights, unusable --out)."""
 
-# train all: the stages' configs (paths in a checkout of the repository)
-DEFAULT_CONFIGS = {"detector_config": "configs/detector_cpu_small.yaml",
-                   "crop_head_config": "configs/crop_head_cpu.yaml", "shape_config": "configs/shape_cpu.yaml",
-                   "shape_finetune_config": "configs/shape_cpu_sharpen.yaml",
-                   "refine_config": "configs/refine_cpu.yaml"}
+# train all: the stages' configs, installed with the package (amodal3d/configs): the last rounds of the chains
+# of fine-tune rounds that trained the shipped weights, found from any folder
+DEFAULT_CONFIGS = {f"{stage}_config": str(CONFIG_DIR / SHIPPED[stage])
+                   for stage in ("detector", "crop_head", "shape", "refine")} | {"shape_finetune_config": "none"}
 
 
 def register(sub, train_sub) -> None:
@@ -43,21 +43,13 @@ def register(sub, train_sub) -> None:
                         f"the files ending in {', '.join(IMAGE_SUFFIXES)}")
     p.add_argument("--out", required=True, help="output folder: results.json (COCO, RLE) and overlays")
     p.add_argument("--weights", default="cpu-small", help="built-in model name or pipeline folder")
-    p.add_argument("--mode", default="a3d", choices=["a3d", "a3d-no-prior", "a3d-no-refine", "prior-only"])
-    p.add_argument("--no-occluder-constraint", action="store_true",
-                   help="let hidden parts extend anywhere, not only under other detected instances (for images "
-                        "whose occluders are not all detected)")
     p.add_argument("--fit-steps", type=non_negative_int, default=None,
                    help="render-and-compare steps fitting each prior's camera to its visible mask before "
                         "refinement (default: the steps the refinement was trained with, 0 for cpu-small; 10 "
                         "completes hidden parts better at about half the speed)")
-    p.add_argument("--no-crop-head", action="store_true",
-                   help="step 1 without its crop head (the detector's own labels and visible masks)")
     p.add_argument("--single-view", action="store_true",
                    help="step 1 detects in the image only, not also in its mirror image (faster, finds fewer "
                         "objects)")
-    p.add_argument("--no-detector-amodal", action="store_true",
-                   help="hidden parts from steps 2-5 alone, without those of the detector's own amodal head")
     p.add_argument("--visible", default=None,
                    help="COCO JSON of visible masks (e.g. from another segmenter): run steps 2-5 only")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -74,9 +66,6 @@ def register(sub, train_sub) -> None:
     p.add_argument("--shape-weights", required=True, help="trained shape model (.safetensors)")
     p.add_argument("--config", default=None, help="YAML with 'model' (RefineConfig) and 'train' sections")
     p.add_argument("--no-prior", action="store_true", help="ablation a3d-no-prior: same net, prior zeroed")
-    p.add_argument("--visible-from", default=None, metavar="CROP_HEAD",
-                   help="train on the visible masks this crop head (.safetensors) reads from ground-truth boxes "
-                        "jittered like detections, as step 1 gives them at test time, instead of the true ones")
     p.add_argument("--limit-images", type=positive_int, default=None)
     p.set_defaults(handler=cmd_train_refine)
 
@@ -85,13 +74,15 @@ def register(sub, train_sub) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="run folder; OUT/pipeline is a folder --weights accepts")
     p.add_argument("--detector-config", default=DEFAULT_CONFIGS["detector_config"],
-                   help="the defaults are relative to a checkout of the repository")
+                   help="a config's rounds (its 'init' chain) are trained in order; the defaults, installed "
+                        "with the package, rebuild the shipped model")
     p.add_argument("--crop-head-config", default=DEFAULT_CONFIGS["crop_head_config"],
-                   help="step 1b, trained after the detector ('none': skip)")
-    p.add_argument("--shape-config", default=DEFAULT_CONFIGS["shape_config"])
+                   help="the crop head, trained after the detector ('none': skip)")
+    p.add_argument("--shape-config", default=DEFAULT_CONFIGS["shape_config"], help="steps 2-4, the shape prior")
     p.add_argument("--shape-finetune-config", default=DEFAULT_CONFIGS["shape_finetune_config"],
-                   help="second shape stage started from the first's weights ('none': skip)")
-    p.add_argument("--refine-config", default=DEFAULT_CONFIGS["refine_config"])
+                   help="one more shape round started from the shape config's weights ('none': skip)")
+    p.add_argument("--refine-config", default=DEFAULT_CONFIGS["refine_config"],
+                   help="step 5, trained with the prior and without it (a3d-no-prior)")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_train_all)
@@ -142,13 +133,14 @@ def expand_images(items: list[str]) -> list[Path]:
 
 
 def cmd_predict(args) -> int:
+    from amodal3d.pipeline import DEFAULT_SCORE_THRESHOLD, PipelineOptions
     from amodal3d.predict import predict_files
 
-    summary = predict_files(expand_images(args.images), Path(args.out), args.weights, args.mode, args.device,
-                            args.score_threshold, args.visible, args.meshes, overlays=not args.no_overlays,
-                            occluder_constraint=not args.no_occluder_constraint, fit_steps=args.fit_steps,
-                            crop_head=not args.no_crop_head, detector_amodal=not args.no_detector_amodal,
-                            mirrored_detections=not args.single_view)
+    threshold = DEFAULT_SCORE_THRESHOLD if args.score_threshold is None else args.score_threshold
+    options = PipelineOptions(device=args.device, score_threshold=threshold, fit_steps=args.fit_steps,
+                              mirrored_detections=not args.single_view)
+    summary = predict_files(expand_images(args.images), Path(args.out), args.weights, options,
+                            visible_json=args.visible, meshes=args.meshes, overlays=not args.no_overlays)
     print(f"{args.out}: {summary['images']} image(s), {summary['instances']} instance(s), "
           f"{len(summary['failed'])} failed")
     for _, reason in summary["failed"]:
@@ -160,19 +152,20 @@ def cmd_train_refine(args) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cmd_train_detector
     import torch
 
-    from amodal3d.models.refine_train import load_experiment, train_refine
+    from amodal3d.engine.config import load_experiment
+    from amodal3d.models.refine_train import RefineExperiment, train_refine, without_prior
 
     if args.config is not None:
         check_regular_file(args.config, "--config")
     check_regular_file(args.shape_weights, "--shape-weights")
-    if args.visible_from is not None:
-        check_regular_file(args.visible_from, "--visible-from")
-    experiment = load_experiment(args.config, {**training_overrides(args), "no_prior": args.no_prior})
+    experiment = load_experiment(RefineExperiment, args.config, training_overrides(args),
+                                 init_given=args.init is not None)
+    if args.no_prior:
+        experiment = without_prior(experiment)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(train_refine(args.data, args.out, args.shape_weights, experiment, device=args.device,
-                       limit_images=args.limit_images, progress=not args.quiet, visible_from=args.visible_from,
-                       init=args.init))
+                       limit_images=args.limit_images, progress=not args.quiet, init=args.init))
     return 0
 
 

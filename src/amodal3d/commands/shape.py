@@ -19,7 +19,6 @@ def register(sub, train_sub) -> None:
     p.add_argument("--max-iters", type=positive_int, default=None)
     p.add_argument("--limit-images", type=positive_int, default=None,
                    help="use only the first N images (quick runs)")
-    p.add_argument("--amodal-supervision", action="store_true", help="ablation: supervise with amodal masks")
     p.add_argument("--init", default=None, metavar="WEIGHTS",
                    help="fine-tune from a trained shape model of the same architecture (e.g. with a smaller sigma)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")

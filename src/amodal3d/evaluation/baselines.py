@@ -2,7 +2,7 @@
 
 Under the *given-visible* protocol they complete the ground-truth visible masks they receive.
 Under *end-to-end* they post-process any predictor that outputs visible masks (a visible
-detector, e.g. ``amodal3d.models.detector.DetectorPredictor``): :class:`VisibleAsAmodal` and
+detector, e.g. ``amodal3d.models.detector_predict.DetectorPredictor``): :class:`VisibleAsAmodal` and
 :class:`ConvexHullOf` take it as ``detector``."""
 
 from __future__ import annotations
@@ -11,23 +11,8 @@ import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
 from amodal3d.errors import Amodal3dError
-from amodal3d.evaluation.predictor import GivenVisible, Instances, Predictor
-
-
-def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
-    """Tight xyxy boxes (pixel (r, c) spans [c, c+1) x [r, r+1)) of masks (N, H, W) -> (N, 4) float32.
-    Empty masks give zeros."""
-    masks = np.asarray(masks, bool)
-    boxes = np.zeros((len(masks), 4), np.float32)
-    if len(masks) == 0:
-        return boxes
-    rows, cols = masks.any(axis=2), masks.any(axis=1)
-    present = rows.any(axis=1)
-    h, w = masks.shape[1:]
-    r0, r1 = rows.argmax(axis=1), h - rows[:, ::-1].argmax(axis=1)
-    c0, c1 = cols.argmax(axis=1), w - cols[:, ::-1].argmax(axis=1)
-    boxes[present] = np.stack([c0, r0, c1, r1], axis=1)[present]
-    return boxes
+from amodal3d.masks import masks_to_boxes
+from amodal3d.structures import GivenVisible, Instances, Predictor
 
 
 def convex_hull_mask(mask: np.ndarray) -> np.ndarray:

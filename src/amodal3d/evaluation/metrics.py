@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from amodal3d.masks import EMPTY_IOU
+
 IOU_THRESHOLD = 0.5
 OCCLUDED_MIN_RATE = 0.05
 # Bins of occlude_rate: [lo, hi), the last one closed [0.5, 1].
@@ -63,10 +65,11 @@ def mask_iou_matrix(a: np.ndarray, b: np.ndarray, empty: float = 0.0) -> np.ndar
     return iou
 
 
-def paired_iou(a: np.ndarray, b: np.ndarray, empty: float = 1.0) -> np.ndarray:
+def paired_iou(a: np.ndarray, b: np.ndarray, empty: float = EMPTY_IOU) -> np.ndarray:
     """Row-wise IoU of two equally long mask stacks (N, H, W) -> (N,) float64; both empty -> ``empty``.
 
-    ``empty`` defaults to 1 (two empty masks agree), unlike :func:`mask_iou_matrix` used for matching."""
+    ``empty`` defaults to the scoring rule, :data:`amodal3d.masks.EMPTY_IOU` (1: two empty masks agree),
+    unlike :func:`mask_iou_matrix` used for matching (0: an empty mask never matches)."""
     fa, fb = _flat(a), _flat(b)
     if fa.shape != fb.shape:
         raise ValueError(f"paired_iou: shapes differ: {np.shape(a)} vs {np.shape(b)}")

@@ -1,4 +1,4 @@
-"""Step 1b: a second look at each detection, from its own pixels.
+"""The crop head: each detection read again from its own pixels (part of step 1).
 
 The detector's box head and mask head see 14x14 pooled FPN features; trained from scratch on a
 2-core machine they localise well long before they classify or segment well. This head looks again at
@@ -7,7 +7,7 @@ box drawn as an extra channel, so the network knows which object is meant when b
 predicts the category and the visible mask. It trains on single crops, about 40x cheaper per instance
 than a detector step, so it sees many more epochs in the same time.
 
-``second_look`` groups the detector's class-specific detections into objects (class-agnostic grouping
+``apply_crop_head`` groups the detector's class-specific detections into objects (class-agnostic grouping
 by box IoU; objectness = the group's summed class scores, i.e. about 1 - p(background) of the
 proposal), then re-labels and re-segments each object with the head, and scores it by objectness, the
 label's probability and the quality of its mask (:func:`mask_quality`). Training: :func:`train_crop_head`
@@ -26,10 +26,10 @@ from torch import nn
 from torchvision.ops import box_iou
 
 from amodal3d.engine.augment import AugmentConfig, sample_seed
-from amodal3d.engine.config import to_dict
+from amodal3d.engine.config import check_range, to_dict
 from amodal3d.engine.trainer import TrainConfig
 from amodal3d.engine.weights import init_from, load_model
-from amodal3d.models.roi import crop, inside_image, paste, square_rois
+from amodal3d.roi import crop, inside_image, paste, square_rois
 
 WEIGHTS_KIND = "crop-head"
 STEM = "crop_head"  # its file stem in a pipeline or weights folder
@@ -46,6 +46,16 @@ class CropHeadConfig:
     label_smoothing: float = 0.05
     group_iou: float = 0.7         # detections of one object: box IoU above this
     mask_dice: float = 0.0         # training: weight of a soft Dice term beside the mask's BCE
+
+    def __post_init__(self) -> None:
+        check_range(self, "num_categories", 1, 1000)
+        check_range(self, "width", 2, 512)
+        check_range(self, "roi_size", 16, 1024)
+        check_range(self, "enlarge", 1, 10)
+        check_range(self, "box_jitter", 0, 1)
+        check_range(self, "label_smoothing", 0, 1, high_open=True)
+        check_range(self, "group_iou", 0, 1)
+        check_range(self, "mask_dice", 0, 1000)
 
 
 @dataclass(frozen=True)
@@ -189,7 +199,7 @@ class SecondLook:
 
 
 @torch.no_grad()
-def second_look(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor,
+def apply_crop_head(head: CropHead, image: torch.Tensor, boxes: torch.Tensor, scores: torch.Tensor,
                 min_objectness: float = 0.0, flip: bool = False, rescore: bool = True,
                 enlargements: tuple[float, ...] = ()) -> SecondLook:
     """Re-label and re-segment the detections (``boxes`` (N, 4), ``scores`` (N,)) of ``image``
@@ -289,15 +299,6 @@ def jitter_boxes(boxes: torch.Tensor, fraction: float, generator: torch.Generato
     size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
     boxes = boxes + torch.randn(boxes.shape, generator=generator) * fraction * size
     return torch.cat([torch.minimum(boxes[:, :2], boxes[:, 2:] - 2.0), boxes[:, 2:]], dim=1)
-
-
-@torch.no_grad()
-def read_visible(head: CropHead, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """The visible masks (N, H, W) bool the head reads from the crops of ``boxes`` (N, 4) in ``image``
-    (3, H, W), one per box (no grouping): step 1's visible masks for given objects."""
-    if len(boxes) == 0:
-        return torch.zeros((0, *image.shape[-2:]), dtype=torch.bool)
-    return read_crops(head, image, boxes)[1] > 0.5
 
 
 def collate_crops(batch: list) -> tuple[dict, dict]:

@@ -28,53 +28,42 @@ category ids (1-based, 0 = background); mask outputs are probabilities in [0, 1]
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import mobilenet_v3_large, mobilenet_v3_small, resnet50
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor, TwoMLPHead
-from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.roi_heads import (
-    RoIHeads,
     maskrcnn_inference,
-    maskrcnn_loss,
-    paste_masks_in_image,
 )
 from torchvision.models.detection.rpn import RPNHead
-from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
+from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from amodal3d.engine.augment import AugmentConfig, flip_boxes
-from amodal3d.engine.config import ConfigError, FieldError, from_dict, load_config, to_dict
+from amodal3d.engine.augment import AugmentConfig
+from amodal3d.engine.config import ConfigError, FieldError, check_range, from_dict, to_dict
 from amodal3d.engine.trainer import TrainConfig
 from amodal3d.engine.weights import init_from, load_state_strict, load_weights, save_weights
 from amodal3d.errors import Amodal3dError, DataError, WeightsError
-from amodal3d.evaluation.predictor import UNKNOWN_CATEGORY, GivenVisible, Instances
-from amodal3d.models.crop_head import read_crops_averaged, second_look
+from amodal3d.models.detector_parts import (
+    AmodalRoIHeads,
+    AmodalTransform,
+    DetectorOutput,
+    build_backbone,
+    mask_branch,
+    modules_mode,
+    norm_factory,
+    paste_results,
+    select_targets,
+)
 from amodal3d.paths import check_split_name
-
-# step 1b reads each crop also at this crop side / box side (its own: 1.3) and averages the readings
-# (chosen on the validation split, README "Step 1")
-CROP_HEAD_ENLARGEMENTS: tuple[float, ...] = (1.15,)
-# with a crop head, step 1 also detects in the mirror image and adds those detections (chosen on the
-# validation split, README "Step 1")
-MIRRORED_DETECTIONS = True
-# what a crop head's objects are kept by: their objectness (every object proposed) or their score
-KEEP_BY = ("objectness", "score")
 
 Heads = Literal["visible", "amodal", "both"]
 WEIGHTS_KIND = "detector"
@@ -115,6 +104,25 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         if self.num_classes < 2:
             raise ValueError(f"num_classes counts the background and must be >= 2, got {self.num_classes}")
+        check_range(self, "num_classes", 2, 1000)
+        for name in ("fpn_channels", "box_representation_size", "mask_head_channels"):
+            check_range(self, name, 1, 4096)
+        for name in ("min_size", "max_size", "roi_canonical_scale"):
+            check_range(self, name, 16, 4096)
+        for name in ("rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train", "rpn_pre_nms_top_n_test",
+                     "rpn_post_nms_top_n_test", "rpn_batch_size_per_image", "box_batch_size_per_image"):
+            check_range(self, name, 1, 10**5)
+        check_range(self, "mask_head_layers", 1, 16)
+        check_range(self, "roi_sampling_ratio", 0, 16)
+        check_range(self, "aspect_ratios", 0, 100, low_open=True)
+        for level, sizes in enumerate(self.anchor_sizes or ()):
+            bad = [s for s in sizes if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 4096]
+            if bad:
+                raise FieldError(f"anchor_sizes[{level}]", f"anchor sizes must be whole numbers in [1, 4096], "
+                                                           f"got {bad[0]!r}")
+        check_range(self, "box_score_thresh", 0, 1)
+        check_range(self, "box_nms_thresh", 0, 1)
+        check_range(self, "detections_per_image", 1, 10**4)
 
 
 PRESETS: dict[str, dict] = {
@@ -155,196 +163,6 @@ def resolve_config(config: DetectorConfig) -> DetectorConfig:
     return config
 
 
-# ---------------------------------------------------------------------------------------------- modules
-def group_norm(channels: int, groups: int) -> nn.GroupNorm:
-    """GroupNorm with ``gcd(channels, groups)`` groups (so any channel count works)."""
-    return nn.GroupNorm(math.gcd(channels, groups), channels)
-
-
-def norm_factory(kind: str, groups: int):
-    """A ``norm_layer(channels)`` callable: GroupNorm or BatchNorm (momentum 0.1, trained statistics)."""
-    if kind == "group":
-        return partial(group_norm, groups=groups)
-    return partial(nn.BatchNorm2d, eps=1e-3, momentum=0.1)
-
-
-def build_backbone(config: DetectorConfig) -> BackboneWithFPN:
-    """Backbone + FPN with random weights. Output maps ``'0'..'k'`` and ``'pool'``, ``fpn_channels`` each."""
-    if config.backbone.startswith("mobilenet"):
-        make = mobilenet_v3_large if config.backbone == "mobilenet_v3_large" else mobilenet_v3_small
-        features = make(weights=None, norm_layer=norm_factory(config.norm, 8)).features
-        # the last block of each stride (the block before a strided one, and the last block)
-        ends = [i for i in range(len(features) - 1) if getattr(features[i + 1], "_is_cn", False)]
-        chosen = ends[-2:] + [len(features) - 2]  # strides 8, 16, 32 (the 960-channel 1x1 conv is dropped)
-        channels = []
-        with torch.no_grad():
-            x = torch.zeros(1, 3, 64, 64)
-            for i, block in enumerate(features.eval()):
-                x = block(x)
-                if i in chosen:
-                    channels.append(x.shape[1])
-                if i == chosen[-1]:
-                    break
-        features.train()
-        return_layers = {str(i): str(k) for k, i in enumerate(chosen)}
-        fpn_norm = norm_factory(config.norm, 32)
-        return BackboneWithFPN(features, return_layers, channels, config.fpn_channels,
-                               extra_blocks=LastLevelMaxPool(), norm_layer=fpn_norm)
-    body = resnet50(weights=None, norm_layer=norm_factory(config.norm, 32))
-    return_layers = {f"layer{k + 1}": str(k) for k in range(4)}
-    return BackboneWithFPN(body, return_layers, [256, 512, 1024, 2048], config.fpn_channels,
-                           extra_blocks=LastLevelMaxPool(), norm_layer=norm_factory(config.norm, 32))
-
-
-def _mask_branch(config: DetectorConfig) -> tuple[nn.Module, nn.Module]:
-    head = MaskRCNNHeads(config.fpn_channels, [config.mask_head_channels] * config.mask_head_layers, 1,
-                         norm_layer=norm_factory(config.norm, 32))
-    predictor = MaskRCNNPredictor(config.mask_head_channels, config.mask_head_channels, config.num_classes)
-    return head, predictor
-
-
-class AmodalRoIHeads(RoIHeads):
-    """torchvision's RoIHeads plus a second (amodal) mask head on the same pooled ROI features.
-
-    Training: the amodal head sees the same positive proposals, matched to the same ground truth, as the
-    visible head, and ``loss_amodal_mask`` is the Mask R-CNN mask loss against ``targets[i]["amodal_masks"]``.
-    Inference: each result also gets ``"amodal_masks"`` (N, 1, 28, 28) probabilities of its label.
-    """
-
-    def __init__(self, *args, amodal_mask_head: nn.Module, amodal_mask_predictor: nn.Module, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.amodal_mask_head = amodal_mask_head
-        self.amodal_mask_predictor = amodal_mask_predictor
-        self._sampled: tuple | None = None
-
-    def select_training_samples(self, proposals, targets):
-        out = super().select_training_samples(proposals, targets)
-        self._sampled = out  # (proposals, matched_idxs, labels, regression_targets) for the amodal loss
-        return out
-
-    def amodal_mask_logits(self, features, boxes, image_shapes) -> torch.Tensor:
-        """(sum N, num_classes, 28, 28) logits of the amodal head for ``boxes`` (list of (N_i, 4))."""
-        pooled = self.mask_roi_pool(features, boxes, image_shapes)
-        return self.amodal_mask_predictor(self.amodal_mask_head(pooled))
-
-    def forward(self, features, proposals, image_shapes, targets=None):
-        self._sampled = None
-        result, losses = super().forward(features, proposals, image_shapes, targets)
-        if self.training:
-            sampled, self._sampled = self._sampled, None
-            assert sampled is not None and targets is not None
-            props, matched, labels, _ = sampled
-            positives = [torch.where(lab > 0)[0] for lab in labels]
-            mask_props = [p[pos] for p, pos in zip(props, positives)]
-            pos_matched = [m[pos] for m, pos in zip(matched, positives)]
-            logits = self.amodal_mask_logits(features, mask_props, image_shapes)
-            gt_masks = [t["amodal_masks"] for t in targets]
-            gt_labels = [t["labels"] for t in targets]
-            losses["loss_amodal_mask"] = maskrcnn_loss(logits, mask_props, gt_masks, gt_labels, pos_matched)
-        else:
-            logits = self.amodal_mask_logits(features, [r["boxes"] for r in result], image_shapes)
-            for probs, r in zip(maskrcnn_inference(logits, [r["labels"] for r in result]), result):
-                r["amodal_masks"] = probs
-        return result, losses
-
-
-class AmodalTransform(GeneralizedRCNNTransform):
-    """torchvision's transform that also resizes ``target["amodal_masks"]`` exactly like ``"masks"``, and
-    draws no random number for a single ``min_size`` (so train and eval mode consume the same RNG)."""
-
-    def torch_choice(self, k: list[int]) -> int:
-        return k[0] if len(k) == 1 else super().torch_choice(k)
-
-    def resize(self, image, target=None):
-        if target is None or "amodal_masks" not in target:
-            return super().resize(image, target)
-        n = len(target["masks"])
-        target = dict(target)
-        target["masks"] = torch.cat([target["masks"], target.pop("amodal_masks")])
-        image, target = super().resize(image, target)
-        target["amodal_masks"] = target["masks"][n:]
-        target["masks"] = target["masks"][:n]
-        return image, target
-
-
-# ---------------------------------------------------------------------------------------------- outputs
-@dataclass(frozen=True)
-class DetectorOutput:
-    """Detections of a batch, one entry per image (empty tuples when detection was not asked for).
-
-    ``boxes[i]`` (N_i, 4) float32 xyxy pixels of input image i; ``labels[i]`` (N_i,) int64 category ids;
-    ``scores[i]`` (N_i,) float32 in [0, 1], high to low; ``visible_masks[i]`` / ``amodal_masks[i]``
-    (N_i, H_i, W_i) float32 mask probabilities at the input resolution, ``None`` when the model has no such
-    head (heads=amodal has no visible head, heads=visible no amodal head)."""
-
-    boxes: tuple[torch.Tensor, ...]
-    labels: tuple[torch.Tensor, ...]
-    scores: tuple[torch.Tensor, ...]
-    visible_masks: tuple[torch.Tensor, ...] | None
-    amodal_masks: tuple[torch.Tensor, ...] | None
-
-    def __len__(self) -> int:
-        return len(self.boxes)
-
-
-def select_targets(targets: list[dict], heads: str, box_targets: str,
-                   min_box_size: float = 1.0) -> list[dict]:
-    """AmodalDataset targets -> torchvision targets for ``heads``: ``boxes`` (visible or amodal per
-    ``box_targets``), ``labels``, ``masks`` (visible masks, amodal for heads=amodal) and, for heads=both,
-    ``amodal_masks``. Crowd instances and instances whose box is thinner than ``min_box_size`` pixels are
-    dropped (torchvision refuses degenerate boxes)."""
-    out = []
-    for t in targets:
-        boxes = t[f"{box_targets}_boxes"].float()
-        keep = ((boxes[:, 2] - boxes[:, 0]) >= min_box_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_box_size)
-        if "iscrowd" in t:
-            keep &= t["iscrowd"].to(keep.device) == 0
-        masks = t["amodal_masks"] if heads == "amodal" else t["visible_masks"]
-        item = {"boxes": boxes[keep], "labels": t["labels"][keep].long(),
-                "masks": masks[keep].to(torch.uint8)}
-        if heads == "both":
-            item["amodal_masks"] = t["amodal_masks"][keep].to(torch.uint8)
-        out.append(item)
-    return out
-
-
-def paste_results(results: list[dict], image_sizes: list[tuple[int, int]],
-                  original_sizes: list[tuple[int, int]], heads: str) -> DetectorOutput:
-    """Per-image ROI results (boxes in resized-image pixels, 28x28 mask probabilities) -> DetectorOutput
-    at the original image sizes."""
-    boxes, labels, scores, visible, amodal = [], [], [], [], []
-    for r, size, original in zip(results, image_sizes, original_sizes):
-        b = resize_boxes(r["boxes"], size, original)
-        boxes.append(b)
-        labels.append(r["labels"])
-        scores.append(r["scores"])
-        pasted = {k: paste_masks_in_image(r[k], b, original)[:, 0]
-                  for k in ("masks", "amodal_masks") if k in r}
-        if heads == "amodal":
-            amodal.append(pasted["masks"])
-        else:
-            visible.append(pasted["masks"])
-            if heads == "both":
-                amodal.append(pasted["amodal_masks"])
-    return DetectorOutput(tuple(boxes), tuple(labels), tuple(scores),
-                          tuple(visible) if heads != "amodal" else None,
-                          tuple(amodal) if heads != "visible" else None)
-
-
-@contextlib.contextmanager
-def _modules_mode(modules: list[nn.Module], training: bool):
-    """Temporarily set the train/eval mode of ``modules`` (restored afterwards)."""
-    before = [[m.training for m in module.modules()] for module in modules]
-    for module in modules:
-        module.train(training)
-    try:
-        yield
-    finally:
-        for module, flags in zip(modules, before):
-            for m, flag in zip(module.modules(), flags):
-                m.training = flag
-
-
 # ---------------------------------------------------------------------------------------------- detector
 class AmodalDetector(nn.Module):
     """Mask R-CNN (torchvision parts) with visible / amodal / both mask heads.
@@ -375,7 +193,7 @@ class AmodalDetector(nn.Module):
         else:
             box_head = FastRCNNConvFCHead((c, 7, 7), [c] * 4, [config.box_representation_size],
                                           norm_layer=norm)
-        mask_head, mask_predictor = _mask_branch(config)
+        mask_head, mask_predictor = mask_branch(config)
         net = MaskRCNN(
             backbone, num_classes=None, min_size=config.min_size, max_size=config.max_size,
             rpn_anchor_generator=anchors, rpn_head=RPNHead(c, anchors.num_anchors_per_location()[0]),
@@ -400,7 +218,7 @@ class AmodalDetector(nn.Module):
         self.rpn = net.rpn
         self.roi_heads = net.roi_heads
         if config.heads == "both":
-            amodal_head, amodal_predictor = _mask_branch(config)
+            amodal_head, amodal_predictor = mask_branch(config)
             old = net.roi_heads
             self.roi_heads = AmodalRoIHeads(
                 old.box_roi_pool, old.box_head, old.box_predictor,
@@ -416,7 +234,7 @@ class AmodalDetector(nn.Module):
 
     def losses(self, image_list, features, targets: list[dict]) -> dict[str, torch.Tensor]:
         """RPN + ROI losses with the training behaviour of the heads (resized images and targets)."""
-        with _modules_mode([self.rpn, self.roi_heads], True):
+        with modules_mode([self.rpn, self.roi_heads], True):
             proposals, rpn_losses = self.rpn(image_list, features, targets)
             _, roi_losses = self.roi_heads(features, proposals, image_list.image_sizes, targets)
         return {**rpn_losses, **roi_losses}
@@ -424,7 +242,7 @@ class AmodalDetector(nn.Module):
     def detect(self, image_list, features, masks: bool = True) -> list[dict]:
         """ROI results (resized-image pixels) with the inference behaviour of the heads. ``masks=False``:
         boxes, labels and scores only, the mask heads do not run (:meth:`mask_probs` reads them later)."""
-        with _modules_mode([self.rpn, self.roi_heads], False):
+        with modules_mode([self.rpn, self.roi_heads], False):
             proposals, _ = self.rpn(image_list, features)
             if masks:
                 results, _ = self.roi_heads(features, proposals, image_list.image_sizes)
@@ -516,75 +334,6 @@ def build_detector(config: DetectorConfig) -> AmodalDetector:
     return AmodalDetector(config)
 
 
-@dataclass(frozen=True)
-class PendingDetections:
-    """Detections of one image whose masks the mask heads read on demand (:func:`detect_boxes`), so that
-    step 1 with a crop head runs them only on the objects it keeps.
-
-    ``output``: a DetectorOutput of one entry without masks; ``view`` (N,) 0 for a detection of the image,
-    1 for one of its mirror image; ``view_boxes`` (N, 4) its box in that view's resized-image pixels."""
-
-    output: DetectorOutput
-    view: torch.Tensor
-    view_boxes: torch.Tensor
-    model: AmodalDetector
-    features: dict
-    image_sizes: list[tuple[int, int]]   # resized size of each view
-    original_size: tuple[int, int]       # (H, W)
-
-    @torch.no_grad()
-    def masks(self, kind: str, index: torch.Tensor | None = None) -> torch.Tensor:
-        """(len(index), H, W) ``kind`` mask probabilities of the detections ``index`` (default: all) at
-        the image's resolution, each of its label."""
-        index = torch.arange(len(self.view), device=self.view.device) if index is None else index
-        views = range(len(self.image_sizes))
-        chosen = [index[self.view[index] == v] for v in views]
-        probs = self.model.mask_probs(kind, self.features, [self.view_boxes[i] for i in chosen],
-                                      [self.output.labels[0][i] for i in chosen], self.image_sizes)
-        out = self.view_boxes.new_zeros((len(index), *self.original_size))
-        for v, (i, p) in enumerate(zip(chosen, probs)):
-            if len(i):
-                boxes = resize_boxes(self.view_boxes[i], self.image_sizes[v], self.original_size)
-                pasted = paste_masks_in_image(p, boxes, self.original_size)[:, 0]
-                out[self.view[index] == v] = pasted.flip(-1) if v == 1 else pasted
-        return out
-
-
-@torch.no_grad()
-def detect_boxes(model: AmodalDetector, image: torch.Tensor, mirrored: bool = False) -> PendingDetections:
-    """Boxes, labels and scores of one image (3, H, W) in [0, 1], masks on demand. ``mirrored``: the
-    image and its mirror image are detected together and the mirror image's detections, mapped back,
-    are added with their scores; a crop head's objectness (the summed scores of a group, capped at 1,
-    :func:`~amodal3d.models.crop_head.group_detections`) then counts an object that both views see
-    twice."""
-    height, width = int(image.shape[-2]), int(image.shape[-1])
-    image_list, _ = model.transform([image, image.flip(-1)] if mirrored else [image])
-    features = model.backbone(image_list.tensors)
-    results = model.detect(image_list, features, masks=False)
-    sizes = image_list.image_sizes
-    boxes = [resize_boxes(r["boxes"], size, (height, width)) for r, size in zip(results, sizes)]
-    if mirrored:
-        boxes[1] = flip_boxes(boxes[1], width)
-    scores = torch.cat([r["scores"] for r in results])
-    order = torch.argsort(scores, descending=True, stable=True)  # high to low, as DetectorOutput's are
-    view = torch.cat([torch.full((len(r["boxes"]),), v, dtype=torch.long) for v, r in enumerate(results)])
-    output = DetectorOutput((torch.cat(boxes)[order],), (torch.cat([r["labels"] for r in results])[order],),
-                            (scores[order],), None, None)
-    return PendingDetections(output, view[order].to(scores.device),
-                             torch.cat([r["boxes"] for r in results])[order], model, features, sizes,
-                             (height, width))
-
-
-@torch.no_grad()
-def detect(model: AmodalDetector, image: torch.Tensor, mirrored: bool = False) -> DetectorOutput:
-    """Detections of one image (3, H, W) in [0, 1] with every mask (:func:`detect_boxes`), a
-    DetectorOutput of one entry."""
-    pending = detect_boxes(model, image, mirrored)
-    out = pending.output
-    masks = {kind: (pending.masks(kind),) for kind in model.mask_kinds}
-    return replace(out, visible_masks=masks.get("visible"), amodal_masks=masks.get("amodal"))
-
-
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -619,149 +368,6 @@ def load_detector(path: str | Path, expected: DetectorConfig | None = None,
     return model.to(device).eval()
 
 
-# ---------------------------------------------------------------------------------------------- predictor
-def check_resizable(transform: GeneralizedRCNNTransform, height: int, width: int) -> None:
-    """DataError unless ``transform`` can resize a ``height`` x ``width`` image: torchvision scales the long
-    side to at most ``max_size`` pixels, so an image longer than ``max_size`` times its width (10000 x 10
-    for the 256-pixel cpu-small detector) would come out 0 pixels wide."""
-    short, long = sorted((int(height), int(width)))
-    if short < 1:
-        raise DataError(f"{width}x{height} image is empty")
-    # torchvision's _resize_image_and_masks, in its float32 arithmetic
-    scale = torch.minimum(float(transform.min_size[-1]) / torch.tensor(float(short)),
-                          float(transform.max_size) / torch.tensor(float(long))).item()
-    if math.floor(short * scale) < 1:
-        raise DataError(f"{width}x{height} image is too elongated for step 1: its detector scales the long "
-                        f"side to {transform.max_size} pixels, which leaves the short side under one pixel "
-                        f"(aspect ratio at most {transform.max_size}:1); crop or pad it")
-
-
-class DetectorPredictor:
-    """The :class:`~amodal3d.evaluation.predictor.Predictor` of a detector.
-
-    - heads=visible (``"visible"``; A3D step 1, and the visible-as-amodal baseline): amodal = visible.
-      Given-visible: returns the given visible masks as both visible and amodal masks (no model call).
-    - heads=amodal (``"maskrcnn-amodal"``): this model predicts no visible mask, so its amodal mask is
-      also reported as its visible mask (the harness matches predictions to ground truth by visible-mask
-      IoU, which then uses the amodal mask). Given-visible: the given visible boxes are the proposals,
-      regressed by the box head (see :meth:`AmodalDetector.predict_given`); amodal masks of exactly those
-      instances; visible masks = the given ones.
-    - heads=both (``"orcnn"``): visible and amodal masks from the two heads (raw, no union). Given-visible
-      as for heads=amodal, with the amodal head.
-
-    With a ``crop_head`` (:mod:`amodal3d.models.crop_head`, step 1b) the detections are grouped into
-    objects, each re-labelled and given the head's visible mask (amodal masks stay the detector's); an
-    object is kept when its objectness reaches ``score_threshold`` and scored objectness x p(label) x
-    mask quality (its objectness is in ``extras["objectness"]``); with ``keep_by="score"`` it is kept
-    when that score reaches ``score_threshold`` instead (what ``amodal3d predict`` does: the
-    evaluation keeps every object step 1 proposes, a user the likely ones). ``crop_head_flip``: the
-    head reads each crop as it is and mirrored and averages the two (``second_look(flip=True)``);
-    ``crop_head_enlargements``: it also reads each crop at these crop sides / box side (default
-    ``CROP_HEAD_ENLARGEMENTS``: 1.15, beside the head's own 1.3) and averages all readings;
-    ``mirrored_detections`` (default ``MIRRORED_DETECTIONS``): the detections of the mirror image are
-    added (:func:`detect_boxes`; a second detector pass, 8.1 -> 5.6 images/s end to end on 2 CPU
-    threads). The detector's mask heads then run on the objects kept only (its visible head not at
-    all), which returns the same masks as reading every detection's (``benchmarks/bench_step1.py``).
-    Otherwise detections are kept by score. Masks are thresholded with ``mask_threshold``
-    (probability > t); with an amodal head, the amodal-mask probabilities of the instances returned are
-    also in ``extras["amodal_probs"]`` ((N, H, W) float16), for steps 2-5 to weigh against their own.
-    """
-
-    def __init__(self, model: AmodalDetector, name: str | None = None, score_threshold: float = 0.5,
-                 mask_threshold: float = 0.5, device: str | torch.device | None = None, crop_head=None,
-                 crop_head_flip: bool = True, crop_head_enlargements: tuple[float, ...] = CROP_HEAD_ENLARGEMENTS,
-                 mirrored_detections: bool = MIRRORED_DETECTIONS, keep_by: str = "objectness"):
-        if keep_by not in KEEP_BY:
-            raise ValueError(f"keep_by must be one of {', '.join(KEEP_BY)}, not {keep_by!r}")
-        self.keep_by = keep_by
-        self.model = model.eval()
-        if device is not None:
-            self.model.to(device)
-        self.device = next(model.parameters()).device
-        self.crop_head = crop_head.to(self.device).eval() if crop_head is not None else None
-        self.crop_head_flip = crop_head_flip
-        self.crop_head_enlargements = tuple(crop_head_enlargements)
-        self.mirrored_detections = mirrored_detections and crop_head is not None
-        self.name = name or {"visible": "visible", "amodal": "maskrcnn-amodal", "both": "orcnn"}[model.heads]
-        self.score_threshold = score_threshold
-        self.mask_threshold = mask_threshold
-
-    def _image_tensor(self, image: np.ndarray) -> torch.Tensor:
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"{self.name}: expected a uint8 (H, W, 3) RGB image, got {image.dtype} "
-                             f"{image.shape}")
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-        return tensor.float().div(255.0).to(self.device)
-
-    @torch.no_grad()
-    def name_unknown(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """``labels`` (N,) with each :data:`UNKNOWN_CATEGORY` replaced by the category step 1's crop head
-        reads in that box (N, 4) xyxy, read as step 1 reads its detections (mirrored, enlargements)."""
-        labels = np.asarray(labels, np.int64).copy()
-        unknown = np.flatnonzero(labels == UNKNOWN_CATEGORY)
-        if len(unknown) == 0:
-            return labels
-        if self.crop_head is None:
-            raise WeightsError("given visible masks of unknown category: naming them takes step 1's crop head, "
-                               "and these weights have none (give the categories of this model instead)")
-        box_tensor = torch.as_tensor(np.asarray(boxes, np.float32)[unknown], device=self.device)
-        probs, _ = read_crops_averaged(self.crop_head, self._image_tensor(image), box_tensor,
-                                       flip=self.crop_head_flip, enlargements=self.crop_head_enlargements)
-        labels[unknown] = probs.argmax(1).cpu().numpy() + 1
-        return labels
-
-    def _kept(self, kept_by: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        """Indices of the entries whose ``kept_by`` reaches the threshold, by ``scores`` high to low."""
-        keep = torch.where(kept_by >= self.score_threshold)[0]
-        return keep[torch.argsort(scores[keep], descending=True, stable=True)]
-
-    @torch.no_grad()
-    def predict(self, image: np.ndarray, given: GivenVisible | None = None) -> Instances:
-        height, width = image.shape[:2]
-        heads = self.model.heads
-        if given is not None:
-            n = len(given.labels)
-            visible = np.asarray(given.visible_masks, bool).reshape(n, height, width)
-            boxes = np.asarray(given.boxes, np.float32).reshape(n, 4)
-            labels = self.name_unknown(image, boxes, np.asarray(given.labels, np.int64).reshape(n))
-            if heads == "visible" or n == 0:
-                return Instances(boxes, labels, np.ones(n, np.float32), visible, visible.copy())
-            check_resizable(self.model.transform, height, width)
-            out = self.model.predict_given([self._image_tensor(image)],
-                                           [torch.from_numpy(boxes).to(self.device)],
-                                           [torch.from_numpy(labels).to(self.device)])
-            amodal = (out.amodal_masks[0] > self.mask_threshold).cpu().numpy()
-            return Instances(boxes, labels, out.scores[0].float().cpu().numpy(), visible, amodal,
-                             extras={"amodal_boxes": out.boxes[0].cpu().numpy()})
-        tensor = self._image_tensor(image)
-        check_resizable(self.model.transform, height, width)
-        pending = detect_boxes(self.model, tensor, self.mirrored_detections)  # (see class doc)
-        out = pending.output
-        if self.crop_head is None:
-            boxes, labels, scores = out.boxes[0], out.labels[0], out.scores[0]
-            keep = detections = self._kept(scores, scores)
-            probs, extras = {}, {}
-        else:  # step 1b: one entry per object, re-labelled and re-segmented
-            look = second_look(self.crop_head, tensor, out.boxes[0], out.scores[0],
-                               min_objectness=self.score_threshold, flip=self.crop_head_flip,
-                               enlargements=self.crop_head_enlargements)
-            boxes, labels, scores = look.boxes, look.labels, look.scores
-            keep = self._kept(look.scores if self.keep_by == "score" else look.objectness, scores)
-            detections = look.leaders[keep]
-            probs = {"visible": look.visible[keep]}
-            extras = {"objectness": look.objectness[keep].float().cpu().numpy()}
-        for kind in self.model.mask_kinds:  # the mask heads read the objects kept only
-            if kind not in probs:
-                probs[kind] = pending.masks(kind, detections)
-        if "amodal" in probs:
-            extras["amodal_probs"] = probs["amodal"].half().cpu().numpy()
-        masks = {k: (v > self.mask_threshold).cpu().numpy() for k, v in probs.items()}
-        visible = masks.get("visible", masks.get("amodal"))
-        amodal = masks.get("amodal", visible)
-        return Instances(boxes[keep].float().cpu().numpy(), labels[keep].cpu().numpy().astype(np.int64),
-                         scores[keep].float().cpu().numpy(), visible, amodal.copy() if amodal is visible else amodal,
-                         extras=extras)
-
 
 # ---------------------------------------------------------------------------------------------- training
 @dataclass(frozen=True)
@@ -781,11 +387,6 @@ class DetectorExperiment:
             check_split_name(self.split, "split")
         except Amodal3dError as error:
             raise FieldError("split", str(error).removeprefix("split: ")) from None
-
-
-def load_experiment(path: str | Path) -> DetectorExperiment:
-    """Read a detector experiment YAML (strict: unknown keys are errors naming the file and key)."""
-    return load_config(path, DetectorExperiment)
 
 
 def train_detector(experiment: DetectorExperiment, data: str | Path, out: str | Path, device: str = "auto",
@@ -833,7 +434,7 @@ def train_detector(experiment: DetectorExperiment, data: str | Path, out: str | 
 
 
 __all__ = [
-    "AmodalDetector", "AmodalRoIHeads", "DetectorConfig", "DetectorExperiment", "DetectorOutput",
-    "DetectorPredictor", "PRESETS", "build_detector", "load_detector", "load_experiment", "parameter_count",
-    "resolve_config", "save_detector", "select_targets", "train_detector",
+    "AmodalDetector", "DetectorConfig", "DetectorExperiment", "DetectorOutput", "PRESETS", "build_detector",
+    "load_detector", "parameter_count", "resolve_config", "save_detector", "select_targets",
+    "train_detector",
 ]

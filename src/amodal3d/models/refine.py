@@ -12,13 +12,17 @@ still comes from the prior, so that the two differ in their input only).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from amodal3d.models.roi import other_instances
+from amodal3d.engine.config import check_range
+from amodal3d.engine.weights import load_model
+from amodal3d.roi import other_instances
 
+WEIGHTS_KIND = "refine"
 REFINE_CHANNELS = 7  # RGB, visible, prior, occluder, inside
 
 
@@ -32,10 +36,17 @@ class RefineConfig:
     prior_fit_steps: int = 0         # render-and-compare steps fitting the prior's camera to the visible
                                      # mask (shape.fit_to_visible), in training and at inference
 
+    def __post_init__(self) -> None:
+        check_range(self, "width", 1, 512)
+        check_range(self, "occluded_weight", 0, 1000)
+        check_range(self, "edge_weight", 0, 1000)
+        check_range(self, "edge_band", 0, 64)
+        check_range(self, "prior_fit_steps", 0, 1000)
+
 
 # end to end, steps 2-5's amodal probabilities and the step-1 amodal head's are averaged and
-# thresholded here (fuse_step1_amodal; chosen on the validation split, README "End to end")
-STEP1_FUSION_THRESHOLD = 0.35
+# thresholded here (weigh_detector_amodal; chosen on the validation split: docs/results.md, "End to end")
+DETECTOR_AMODAL_THRESHOLD = 0.35
 
 
 @dataclass(frozen=True)
@@ -57,12 +68,12 @@ def hidden_under_occluders(amodal: torch.Tensor, visible: torch.Tensor) -> torch
     return visible | (amodal & other_instances(visible))
 
 
-def fuse_step1_amodal(refined: torch.Tensor, step1: torch.Tensor,
-                      threshold: float = STEP1_FUSION_THRESHOLD) -> torch.Tensor:
-    """(N, H, W) amodal-mask probabilities of steps 2-5 and of the step-1 detector's amodal head, for the
+def weigh_detector_amodal(refined: torch.Tensor, detector: torch.Tensor,
+                          threshold: float = DETECTOR_AMODAL_THRESHOLD) -> torch.Tensor:
+    """(N, H, W) amodal-mask probabilities of steps 2-5 and of the detector's amodal head, for the
     same instances -> (N, H, W) bool: where their mean exceeds ``threshold``. A pixel joins when one side
     alone is sure of it (p > 2 x threshold) or both lean towards it."""
-    return (refined + step1) / 2 > threshold
+    return (refined + detector) / 2 > threshold
 
 
 def prior_edge_band(prior: torch.Tensor, band: int) -> torch.Tensor:
@@ -117,3 +128,8 @@ class RefineNet(nn.Module):
             band = prior_edge_band(prior, self.config.edge_band)
             losses["loss_refine"] = region_loss(logits, targets["amodal"], visible, occluder, band, self.config)
         return RefineOutput(logits, amodal), losses
+
+
+def load_refine(path: str | Path, device: str | torch.device = "cpu") -> RefineNet:
+    """Rebuild a trained refinement net from safetensors + JSON (never unpickles)."""
+    return load_model(path, WEIGHTS_KIND, RefineNet, RefineConfig, device)

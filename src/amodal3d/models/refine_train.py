@@ -12,20 +12,15 @@ import torch
 from tqdm import tqdm
 
 from amodal3d.data.instances import InstanceRois
-from amodal3d.engine.augment import sample_seed
 from amodal3d.engine.checkpoint import seed_everything
-from amodal3d.engine.config import load_experiment as load_config_experiment
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer, check_training_split
-from amodal3d.engine.weights import config_digest, init_from, load_model
+from amodal3d.engine.weights import config_digest, init_from
 from amodal3d.io import atomic_write_bytes
-from amodal3d.models.crop_head import jitter_boxes, load_crop_head, read_visible
-from amodal3d.models.refine import RefineConfig, RefineNet, refine_inputs
-from amodal3d.models.shape import ShapePrior, with_fitted_camera
-from amodal3d.models.shape_train import collate_rois, load_shape_prior
-
-WEIGHTS_KIND = "refine"
+from amodal3d.models.refine import WEIGHTS_KIND, RefineConfig, RefineNet, refine_inputs
+from amodal3d.models.shape import ShapePrior, load_shape_prior, with_fitted_camera
+from amodal3d.models.shape_train import collate_rois
 
 
 @dataclass(frozen=True)
@@ -50,19 +45,6 @@ def render_priors(shape: ShapePrior, rois: InstanceRois, fit_steps: int = 0, bat
     return np.concatenate(out) if out else np.zeros((0, shape.config.roi_size, shape.config.roi_size), np.uint8)
 
 
-def step1_visible(crop_head_weights: str | Path, seed: int = 0):
-    """``(visible_fn, tag)`` for :class:`InstanceRois`: each object's visible mask as step 1 gives it at
-    test time, read by the crop head from its amodal box jittered like a detection (seeded per image)."""
-    head = load_crop_head(crop_head_weights)
-
-    def visible_fn(index: int, image: torch.Tensor, target: dict) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(sample_seed(seed, 0, index))
-        return read_visible(head, image, jitter_boxes(target["amodal_boxes"].float(), head.config.box_jitter,
-                                                      generator))
-
-    return visible_fn, f"step1-{_cache_key(crop_head_weights, seed=seed)}"
-
-
 def _cache_key(weights: str | Path, **settings) -> str:
     """12 hex digits naming what a cache was computed with: a weights file (path and time) + settings."""
     path = Path(weights)
@@ -71,25 +53,25 @@ def _cache_key(weights: str | Path, **settings) -> str:
 
 class PriorRois(torch.utils.data.Dataset):
     """Cached ROIs plus the shape model's priors (cached per shape-weights digest).
-    ``dataset[i] -> ({"x": (7, S, S)}, {"amodal": (S, S)})``. ``visible_from``: a crop head whose
-    visible masks (see :func:`step1_visible`) replace the true ones, as at test time."""
+    ``dataset[i] -> ({"x": (7, S, S)}, {"amodal": (S, S)})``."""
 
     def __init__(self, data: str | Path, split: str, shape_weights: str | Path, fit_steps: int = 0,
-                 progress: bool = True, limit_images: int | None = None,
-                 visible_from: str | Path | None = None):
+                 progress: bool = True, limit_images: int | None = None, cache_dir: str | Path | None = None):
         shape = load_shape_prior(shape_weights)
-        visible_fn, tag = step1_visible(visible_from) if visible_from is not None else (None, "")
         self.rois = InstanceRois(data, split, shape.config.roi_size, shape.config.roi_enlarge, progress,
-                                 limit_images, visible_fn, tag)
-        key = _cache_key(shape_weights, fit_steps=fit_steps)
-        path = self.rois.path.with_name(f"{self.rois.path.stem}_priors_{key}.npy")
-        if path.is_file():
+                                 limit_images, cache_dir)
+        path = None  # cached beside the ROIs, when they are
+        if self.rois.path is not None:
+            key = _cache_key(shape_weights, fit_steps=fit_steps)
+            path = self.rois.path.with_name(f"{self.rois.path.stem}_priors_{key}.npy")
+        if path is not None and path.is_file():
             self.priors = np.load(path)
         else:
             self.priors = render_priors(shape, self.rois, fit_steps, progress=progress)
-            buffer = io.BytesIO()
-            np.save(buffer, self.priors)
-            atomic_write_bytes(path, buffer.getvalue())
+            if path is not None:
+                buffer = io.BytesIO()
+                np.save(buffer, self.priors)
+                atomic_write_bytes(path, buffer.getvalue())
 
     def __len__(self) -> int:
         return len(self.rois)
@@ -107,11 +89,9 @@ def collate_refine(batch: list) -> tuple[dict, dict]:
 
 def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, experiment: RefineExperiment,
                  split: str = "train", device: str = "auto", limit_images: int | None = None,
-                 progress: bool = True, visible_from: str | Path | None = None,
-                 init: str | Path | None = None) -> Path:
+                 progress: bool = True, init: str | Path | None = None) -> Path:
     """Train (or resume) the refinement net on the priors of ``shape_weights``; writes
-    ``OUT/model.safetensors`` + ``model.json``. Returns the weights path. ``visible_from``: train on
-    the visible masks this crop head predicts (step 1's kind of input) instead of the true ones.
+    ``OUT/model.safetensors`` + ``model.json``. Returns the weights path.
     ``init``: start from a trained refinement net of the same configuration (fine-tuning); a checkpoint
     in ``out`` takes precedence."""
     check_training_split(data, split, limit_images)  # before the priors are rendered or a process group joined
@@ -120,14 +100,13 @@ def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, e
     info = init_distributed(device)
     try:
         dataset = PriorRois(data, split, shape_weights, experiment.model.prior_fit_steps, progress and info.is_main,
-                            limit_images, visible_from)
+                            limit_images, Path(out) / "cache")
         seed_everything(experiment.train.seed)
         model = RefineNet(experiment.model)
         if init is not None:
             init_from(model, init, WEIGHTS_KIND)
         run_config = {"model": to_dict(experiment.model), "train": to_dict(experiment.train), "data": str(data),
                       "shape_weights": str(shape_weights),
-                      "visible_from": None if visible_from is None else str(visible_from),
                       "init": None if init is None else str(init)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_refine,
                           run_config=run_config, progress=progress, desc="refine")
@@ -136,17 +115,8 @@ def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, e
         cleanup_distributed()
 
 
-def load_experiment(path: str | None, overrides: dict) -> RefineExperiment:
-    """``configs/refine_*.yaml`` (or the defaults) with CLI overrides of the ``train`` section and the
-    ``no_prior`` ablation flag."""
-    train = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__}
-    experiment = load_config_experiment(RefineExperiment, path, train)
-    if overrides.get("no_prior"):
-        experiment = dataclasses.replace(experiment, model=dataclasses.replace(experiment.model, use_prior=False,
-                                                                            prior_fit_steps=0))
-    return experiment
-
-
-def load_refine(path: str | Path, device: str | torch.device = "cpu") -> RefineNet:
-    """Rebuild a trained refinement net from safetensors + JSON (never unpickles)."""
-    return load_model(path, WEIGHTS_KIND, RefineNet, RefineConfig, device)
+def without_prior(experiment: RefineExperiment) -> RefineExperiment:
+    """The ablation ``a3d-no-prior`` of ``experiment`` (``train refine --no-prior``): the same network with
+    the prior channel zeroed (and no camera fit for a prior it does not see)."""
+    return dataclasses.replace(experiment, model=dataclasses.replace(experiment.model, use_prior=False,
+                                                                    prior_fit_steps=0))

@@ -1,7 +1,7 @@
 """Steps 2-4: single-view 3D reconstruction, viewpoint and the rendered amodal prior.
 
 One ROI per instance (RGB, visible mask, occluder mask, inside-image mask; ``roi_size`` square,
-see :mod:`amodal3d.models.roi`) -> an encoder feature -> (a) a mesh: the category's learned template
+see :mod:`amodal3d.roi`) -> an encoder feature -> (a) a mesh: the category's learned template
 (an icosphere at start) plus per-vertex offsets, mirror-symmetric about x = 0 by construction;
 (b) camera hypotheses (:mod:`amodal3d.models.viewpoint`); (c) the soft silhouette of the mesh seen by
 the chosen camera, rendered into the ROI: the 2D amodal prior.
@@ -16,12 +16,15 @@ steps through the differentiable renderer), aligns the predicted shape with the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from amodal3d import CATEGORY_NAMES
+from amodal3d.engine.config import FieldError, check_range
+from amodal3d.engine.weights import load_model
 from amodal3d.geometry import focal_from_fov
 from amodal3d.models.viewpoint import Cameras, ViewpointHead
 from amodal3d.render import (
@@ -37,6 +40,8 @@ from amodal3d.render import (
 from amodal3d.render.cameras import DEFAULT_FOV_DEG
 
 ROI_CHANNELS = 6  # RGB, visible, occluder, inside-image
+
+WEIGHTS_KIND = "shape-prior"
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,26 @@ class ShapeConfig:
     lambda_laplacian: float = 0.005
     lambda_flatten: float = 0.0005
     lambda_score: float = 0.1
-    amodal_supervision: bool = False    # ablation only: supervise the silhouette with amodal masks
+    # retired (an ablation nobody reported: docs/history.md); kept as a field because the shipped shape
+    # config records it (and its digest with it, config_sha256), so only false is accepted
+    amodal_supervision: bool = False
+
+    def __post_init__(self) -> None:
+        check_range(self, "roi_size", 16, 1024)
+        check_range(self, "roi_enlarge", 1, 10)
+        check_range(self, "num_categories", 1, 1000)
+        check_range(self, "template_subdivisions", 0, 6)
+        check_range(self, "template_radius", 0, 10, low_open=True)
+        check_range(self, "feature_dim", 1, 4096)
+        check_range(self, "width", 1, 512)
+        check_range(self, "hypotheses", 1, 64)
+        check_range(self, "sigma", 0, 100, low_open=True)
+        check_range(self, "offset_scale", 0, 10)
+        for name in ("lambda_laplacian", "lambda_flatten", "lambda_score"):
+            check_range(self, name, 0, 1000)
+        if self.amodal_supervision is not False:
+            raise FieldError("amodal_supervision", "the amodal-supervision ablation was removed; only false is "
+                                                   "accepted (docs/history.md)")
 
 
 @dataclass(frozen=True)
@@ -157,9 +181,9 @@ class ShapePrior(nn.Module):
 
     ``forward(inputs, targets=None) -> (ShapeOutput, losses)`` with ``inputs`` a dict: ``roi``
     (B, 6, S, S) float (RGB in [0, 1], then the visible, occluder and inside-image masks in {0, 1},
-    see :func:`amodal3d.models.roi.roi_inputs`) and ``labels`` (B,) int64 category ids (1-based).
+    see :func:`amodal3d.roi.roi_inputs`) and ``labels`` (B,) int64 category ids (1-based).
     The unsupervised losses need nothing beyond the inputs and are computed whenever ``targets``
-    is given (a dict, possibly empty; ``amodal`` (B, S, S) for the amodal-supervision ablation)."""
+    is given (a dict, possibly empty: the silhouette is supervised by the visible mask alone)."""
 
     def __init__(self, config: ShapeConfig = ShapeConfig()):
         super().__init__()
@@ -210,13 +234,9 @@ class ShapePrior(nn.Module):
         # camera multiplex: render every hypothesis, keep the best per instance
         all_verts = verts[:, None].expand(b, k, *verts.shape[1:]).reshape(b * k, *verts.shape[1:])
         silhouettes = self.render(all_verts, cameras.flatten()).view(b, k, *visible.shape[1:])
-        if self.config.amodal_supervision:
-            target = targets["amodal"][:, None].expand_as(silhouettes)
-            known = inside[:, None].expand_as(silhouettes)
-        else:
-            target = visible[:, None].expand_as(silhouettes)
-            known = (1.0 - occluder * (1.0 - visible)) * inside
-            known = known[:, None].expand_as(silhouettes)
+        target = visible[:, None].expand_as(silhouettes)
+        known = (1.0 - occluder * (1.0 - visible)) * inside
+        known = known[:, None].expand_as(silhouettes)
         per_hypothesis = silhouette_loss(silhouettes.flatten(0, 1), target.flatten(0, 1),
                                          known.flatten(0, 1)).view(b, k)
         best = per_hypothesis.detach().argmin(dim=1)
@@ -286,7 +306,7 @@ def image_priors(model: ShapePrior, image: torch.Tensor, visible: torch.Tensor, 
     ``image`` (3, H, W) float in [0, 1]; ``visible`` (N, H, W) bool; ``labels`` (N,) int64; ``fit_steps``
     of :func:`fit_to_visible`. Returns prior probabilities (N, H, W) in [0, 1] and the model's
     :class:`ShapeOutput` (None if N = 0), with the fitted cameras and prior when ``fit_steps`` > 0."""
-    from amodal3d.models.roi import paste, roi_inputs
+    from amodal3d.roi import paste, roi_inputs
 
     h, w = image.shape[1:]
     if visible.shape[0] == 0:
@@ -295,3 +315,8 @@ def image_priors(model: ShapePrior, image: torch.Tensor, visible: torch.Tensor, 
     output, _ = model({"roi": roi, "labels": labels})
     output = with_fitted_camera(model, output, roi, fit_steps)
     return paste(output.prior, rois, h, w).clamp(0, 1), output
+
+
+def load_shape_prior(path: str | Path, device: str | torch.device = "cpu") -> ShapePrior:
+    """Rebuild a trained shape prior from safetensors + JSON (never unpickles)."""
+    return load_model(path, WEIGHTS_KIND, ShapePrior, ShapeConfig, device)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,14 +11,11 @@ import trimesh
 
 from amodal3d.data.instances import InstanceRois
 from amodal3d.engine.checkpoint import seed_everything
-from amodal3d.engine.config import load_experiment as load_config_experiment
-from amodal3d.engine.config import to_dict
+from amodal3d.engine.config import load_experiment, to_dict
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer, check_training_split
-from amodal3d.engine.weights import init_from, load_model
-from amodal3d.models.shape import ShapeConfig, ShapePrior
-
-WEIGHTS_KIND = "shape-prior"
+from amodal3d.engine.weights import init_from
+from amodal3d.models.shape import WEIGHTS_KIND, ShapeConfig, ShapePrior, load_shape_prior
 
 
 @dataclass(frozen=True)
@@ -38,17 +34,6 @@ def collate_rois(batch: list) -> tuple[dict, dict]:
             {"amodal": torch.stack([t["amodal"] for t in targets])})
 
 
-def load_experiment(path: str | None, overrides: dict) -> ShapeExperiment:
-    """``configs/shape_*.yaml`` (or the defaults) with CLI overrides of the ``train`` section and the
-    ``amodal_supervision`` ablation flag."""
-    train = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__}
-    experiment = load_config_experiment(ShapeExperiment, path, train)
-    if overrides.get("amodal_supervision"):
-        experiment = dataclasses.replace(experiment, model=dataclasses.replace(experiment.model,
-                                                                               amodal_supervision=True))
-    return experiment
-
-
 def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, split: str = "train",
                 device: str = "auto", limit_images: int | None = None, progress: bool = True,
                 init: str | Path | None = None) -> Path:
@@ -64,7 +49,7 @@ def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, 
     info = init_distributed(device)
     try:
         dataset = InstanceRois(data, split, cfg.roi_size, cfg.roi_enlarge, progress=progress and info.is_main,
-                               limit_images=limit_images)
+                               limit_images=limit_images, cache_dir=Path(out) / "cache")
         seed_everything(experiment.train.seed)
         model = ShapePrior(cfg)
         if init is not None:
@@ -83,17 +68,12 @@ def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, 
 
 def train_shape_from_args(args) -> Path:
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "max_iters": args.max_iters,
-                 "seed": args.seed, "amodal_supervision": args.amodal_supervision}
-    experiment = load_experiment(args.config, overrides)
+                 "seed": args.seed}
+    experiment = load_experiment(ShapeExperiment, args.config, overrides, init_given=args.init is not None)
     path = train_shape(args.data, args.out, experiment, args.split, args.device, args.limit_images,
                        progress=not args.quiet, init=args.init)
     print(path)
     return path
-
-
-def load_shape_prior(path: str | Path, device: str | torch.device = "cpu") -> ShapePrior:
-    """Rebuild a trained shape prior from safetensors + JSON (never unpickles)."""
-    return load_model(path, WEIGHTS_KIND, ShapePrior, ShapeConfig, device)
 
 
 def mesh_of(output, index: int) -> trimesh.Trimesh:

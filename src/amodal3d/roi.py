@@ -6,9 +6,11 @@ Boxes are float ``xyxy`` in image pixels (pixel (r, c) covers [c, c+1) x [r, r+1
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.ops import roi_align
+
+from amodal3d.masks import masks_to_boxes
 
 
 def square_rois(boxes: torch.Tensor, enlarge: float = 2.0, min_side: float = 8.0) -> torch.Tensor:
@@ -22,6 +24,8 @@ def square_rois(boxes: torch.Tensor, enlarge: float = 2.0, min_side: float = 8.0
 def crop(images: torch.Tensor, rois: torch.Tensor, batch_index: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear crops (N, C, size, size) of ``images`` (B, C, H, W) at ``rois`` (N, 4) xyxy from
     image ``batch_index`` (N,). Outside the image the crop is 0."""
+    from torchvision.ops import roi_align  # imported here: reading a dataset (image_tensor) needs no torchvision
+
     indexed = torch.cat([batch_index[:, None].to(rois), rois], dim=1)
     return roi_align(images, indexed, output_size=(size, size), spatial_scale=1.0, sampling_ratio=2,
                      aligned=True)
@@ -54,20 +58,15 @@ def paste(roi_maps: torch.Tensor, rois: torch.Tensor, height: int, width: int) -
 
 
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """Tight xyxy boxes (N, 4) of bool masks (N, H, W) (pixel edges; an empty mask gives zeros)."""
-    n = masks.shape[0]
-    if n == 0:
-        return masks.new_zeros((0, 4), dtype=torch.float32)
-    rows, cols = masks.any(dim=2), masks.any(dim=1)
-    h, w = masks.shape[1:]
-    r_idx = torch.arange(h, device=masks.device).expand(n, h)
-    c_idx = torch.arange(w, device=masks.device).expand(n, w)
-    y0 = torch.where(rows, r_idx, h).amin(1)
-    y1 = torch.where(rows, r_idx, -1).amax(1) + 1
-    x0 = torch.where(cols, c_idx, w).amin(1)
-    x1 = torch.where(cols, c_idx, -1).amax(1) + 1
-    boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
-    return torch.where(masks.flatten(1).any(1)[:, None], boxes, torch.zeros_like(boxes))
+    """Tight xyxy boxes (N, 4) float32 of bool masks (N, H, W) (pixel edges; an empty mask gives zeros),
+    on the masks' device: :func:`amodal3d.masks.masks_to_boxes`."""
+    return torch.from_numpy(masks_to_boxes(masks.detach().cpu().numpy())).to(masks.device)
+
+
+def image_tensor(image: np.ndarray, device: str | torch.device | None = None) -> torch.Tensor:
+    """uint8 (H, W, 3) RGB -> float (3, H, W) in [0, 1] (on ``device``, when given)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255.0)
+    return tensor if device is None else tensor.to(device)
 
 
 def other_instances(visible: torch.Tensor) -> torch.Tensor:

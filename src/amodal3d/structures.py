@@ -1,4 +1,5 @@
-"""The one interface every method implements to be evaluated (baselines, A3D and its ablations).
+"""Result types every method shares, and the one interface every method implements to be evaluated
+(baselines, A3D and its ablations). The bottom layer: it imports nothing of the package.
 
 A predictor takes one image and returns instances. Under the *given-visible* protocol it also
 receives the ground-truth visible instances and must return exactly those instances, in order,
@@ -6,7 +7,6 @@ with their amodal masks (this isolates amodal completion from detection)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,22 +55,3 @@ class Predictor(Protocol):
 
     def predict(self, image: np.ndarray, given: GivenVisible | None = None) -> Instances:
         ...
-
-
-def image_key(image: np.ndarray) -> str:
-    """A key for an image's pixels (to recognise the same image in a later pass)."""
-    return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
-
-
-class Recorder:
-    """Runs ``predictor`` once per image and keeps its instances (``kept``, by :func:`image_key`); a
-    later call on the same image replays them. For benchmarks that score several rules on one run."""
-
-    def __init__(self, predictor: Predictor):
-        self.predictor, self.name, self.kept = predictor, predictor.name, {}
-
-    def predict(self, image: np.ndarray, given: GivenVisible | None = None) -> Instances:
-        key = image_key(image)
-        if key not in self.kept:
-            self.kept[key] = self.predictor.predict(image, given)
-        return self.kept[key]
