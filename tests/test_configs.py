@@ -15,6 +15,7 @@ from amodal3d.configs import CONFIG_DIR, SHIPPED, config_names, config_path, rou
 from amodal3d.engine.config import ConfigError, from_dict, to_dict
 from amodal3d.engine.weights import config_digest
 from amodal3d.models import detector as det
+from amodal3d.models import detector_train
 from amodal3d.models.crop_head import CropHeadExperiment
 from amodal3d.models.refine_train import RefineExperiment
 from amodal3d.models.shape_train import ShapeExperiment
@@ -28,7 +29,7 @@ def _no_prior(model):
 
 # stage -> (experiment class, the model config its weights record)
 STAGES = {
-    "detector": (det.DetectorExperiment, lambda e: det.resolve_config(e.model)),
+    "detector": (detector_train.DetectorExperiment, lambda e: det.resolve_config(e.model)),
     "crop_head": (CropHeadExperiment, lambda e: e.model),
     "shape": (ShapeExperiment, lambda e: e.model),
     "refine": (RefineExperiment, lambda e: e.model),
@@ -67,7 +68,8 @@ def test_a_crop_head_read_at_64_pixels_is_not_the_shipped_one():
 
 
 def test_every_installed_config_loads_and_ships_with_the_package():
-    kinds = {"orcnn": det.DetectorExperiment, "maskrcnn": det.DetectorExperiment, "detector": det.DetectorExperiment,
+    experiment = detector_train.DetectorExperiment
+    kinds = {"orcnn": experiment, "maskrcnn": experiment, "detector": experiment,
              "crop": CropHeadExperiment, "shape": ShapeExperiment, "refine": RefineExperiment}
     names = config_names()
     assert len(names) == 12 and set(SHIPPED.values()) <= {f"{n}.yaml" for n in names}
@@ -127,7 +129,7 @@ def test_train_all_trains_every_round_from_the_previous_ones_weights(tiny_datase
             return folder / "model.safetensors"
         return train
 
-    monkeypatch.setattr(det, "train_detector", fake("detector"))
+    monkeypatch.setattr(detector_train, "train_detector", fake("detector"))
     monkeypatch.setattr(crop_head, "train_crop_head", fake("crop_head"))
     monkeypatch.setattr(shape_train, "train_shape", fake("shape"))
     monkeypatch.setattr(refine_train, "train_refine", fake("refine"))

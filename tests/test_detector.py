@@ -21,7 +21,6 @@ from amodal3d.engine.weights import load_weights, save_weights
 from amodal3d.errors import WeightsError
 from amodal3d.models.detector import (
     DetectorConfig,
-    DetectorExperiment,
     DetectorOutput,
     build_detector,
     load_detector,
@@ -29,9 +28,9 @@ from amodal3d.models.detector import (
     resolve_config,
     save_detector,
     select_targets,
-    train_detector,
 )
 from amodal3d.models.detector_predict import DetectorPredictor, detect, detect_boxes
+from amodal3d.models.detector_train import DetectorExperiment, train_detector
 from amodal3d.structures import GivenVisible, Instances
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "amodal3d" / "configs"

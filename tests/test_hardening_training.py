@@ -22,7 +22,7 @@ from amodal3d.engine.config import ConfigError, from_dict, load_experiment, to_d
 from amodal3d.engine.trainer import TrainConfig, Trainer, TrainingError
 from amodal3d.engine.weights import load_model, load_weights, read_safetensors, save_weights
 from amodal3d.errors import Amodal3dError, DataError, WeightsError
-from amodal3d.models.detector import DetectorExperiment
+from amodal3d.models.detector_train import DetectorExperiment
 from amodal3d.models.shape import ShapeConfig, ShapePrior
 from amodal3d.models.shape_train import ShapeExperiment
 

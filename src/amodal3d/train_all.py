@@ -54,7 +54,7 @@ def train_all(data: str, out: str, detector_config: str = DEFAULT_CONFIGS["detec
     ``*_config``: a YAML path or an installed config's name (:func:`amodal3d.configs.config_path`); the
     crop head's None skips it. ``shape_finetune_config``: one more shape round after the shape chain."""
     from amodal3d.engine.config import from_dict
-    from amodal3d.models import crop_head, refine_train, shape_train
+    from amodal3d.models import crop_head, detector_train, refine_train, shape_train
     from amodal3d.models import detector as det
 
     out_path = check_output_dir(out, inputs=[data])
@@ -62,7 +62,7 @@ def train_all(data: str, out: str, detector_config: str = DEFAULT_CONFIGS["detec
     # every config is read (and checked) before the first stage starts: a bad value in the last one is
     # reported at once, not after hours of training the first stages
     detectors, detector_init = load_rounds(
-        detector_config, lambda d, source: from_dict(det.DetectorExperiment, d, source=source))
+        detector_config, lambda d, source: from_dict(detector_train.DetectorExperiment, d, source=source))
     crops, crop_init = [], None
     if crop_head_config is not None:  # step 1b learns on the kind of boxes the detector outputs
         box_targets = det.resolve_config(detectors[-1].model).box_targets
@@ -79,8 +79,8 @@ def train_all(data: str, out: str, detector_config: str = DEFAULT_CONFIGS["detec
 
     weights = detector_init
     for index, experiment in enumerate(detectors):
-        weights = det.train_detector(experiment, data, round_folder(out_path, "detector", index), device=device,
-                                     progress=progress, init=weights)
+        weights = detector_train.train_detector(experiment, data, round_folder(out_path, "detector", index),
+                                                device=device, progress=progress, init=weights)
     _install(weights, pipeline, FILES["detector"])
     if crops:
         weights = crop_init

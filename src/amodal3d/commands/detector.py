@@ -1,5 +1,5 @@
 """Step 1 detector: ``amodal3d train detector`` (the experiment itself is
-:func:`amodal3d.models.detector.train_detector`).
+:func:`amodal3d.models.detector_train.train_detector`).
 
 One process (on a shared CPU machine add ``--threads 1``)::
 
@@ -82,7 +82,7 @@ def cmd_train_detector(args) -> int:
 
     from amodal3d.engine.config import load_experiment
     from amodal3d.engine.distributed import cleanup_distributed
-    from amodal3d.models.detector import DetectorExperiment, train_detector
+    from amodal3d.models.detector_train import DetectorExperiment, train_detector
 
     check_output_dir(args.out, inputs=[args.data])
     experiment = load_experiment(DetectorExperiment, args.config, training_overrides(args),

@@ -28,8 +28,7 @@ category ids (1-based, 0 = background); mask outputs are probabilities in [0, 1]
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,11 +46,9 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
-from amodal3d.engine.augment import AugmentConfig
 from amodal3d.engine.config import ConfigError, FieldError, check_range, from_dict, to_dict
-from amodal3d.engine.trainer import TrainConfig
-from amodal3d.engine.weights import init_from, load_state_strict, load_weights, save_weights
-from amodal3d.errors import Amodal3dError, DataError, WeightsError
+from amodal3d.engine.weights import load_state_strict, load_weights, save_weights
+from amodal3d.errors import WeightsError
 from amodal3d.models.detector_parts import (
     AmodalRoIHeads,
     AmodalTransform,
@@ -63,7 +60,6 @@ from amodal3d.models.detector_parts import (
     paste_results,
     select_targets,
 )
-from amodal3d.paths import check_split_name
 
 Heads = Literal["visible", "amodal", "both"]
 WEIGHTS_KIND = "detector"
@@ -369,72 +365,7 @@ def load_detector(path: str | Path, expected: DetectorConfig | None = None,
 
 
 
-# ---------------------------------------------------------------------------------------------- training
-@dataclass(frozen=True)
-class DetectorExperiment:
-    """Everything one detector training run needs (the YAML file's structure)."""
-
-    model: DetectorConfig = field(default_factory=DetectorConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    split: str = "train"           # dataset split to train on
-    export_dtype: str = "float32"  # dtype of the exported floating weights: float32 or float16
-
-    def __post_init__(self) -> None:
-        if self.export_dtype not in ("float32", "float16"):
-            raise FieldError("export_dtype", f"must be float32 or float16, got {self.export_dtype!r}")
-        try:
-            check_split_name(self.split, "split")
-        except Amodal3dError as error:
-            raise FieldError("split", str(error).removeprefix("split: ")) from None
-
-
-def train_detector(experiment: DetectorExperiment, data: str | Path, out: str | Path, device: str = "auto",
-                   progress: bool = True, stop_after: int | None = None,
-                   init: str | Path | None = None) -> Path | None:
-    """Train (or resume) a detector on ``data`` into ``out``; returns ``out/model.safetensors`` when the run
-    is complete (on every rank), None when stopped early by ``stop_after`` (tests: simulated kill).
-    ``init``: start from trained detector weights of the same architecture (fine-tuning with a fresh
-    schedule); a checkpoint in ``out`` still takes precedence (resume).
-
-    Under torchrun the process group is joined here (gloo on CPU, NCCL on CUDA) and left by the caller
-    (:func:`amodal3d.engine.distributed.cleanup_distributed`)."""
-    from amodal3d.data.dataset import AmodalDataset, collate
-    from amodal3d.engine.augment import AugmentedDataset
-    from amodal3d.engine.checkpoint import seed_everything
-    from amodal3d.engine.distributed import barrier, init_distributed
-    from amodal3d.engine.trainer import Trainer, check_training_split
-
-    dataset = check_training_split(data, experiment.split, dataset=AmodalDataset(data, experiment.split))
-    info = init_distributed(device)
-    max_id = max((int(c["id"]) for c in dataset.categories), default=0)
-    if max_id >= experiment.model.num_classes:
-        raise DataError(f"{dataset.annotation_file}: category id {max_id} needs model.num_classes >= "
-                        f"{max_id + 1} (config has {experiment.model.num_classes})")
-    seed_everything(experiment.train.seed)
-    model = build_detector(experiment.model)
-    if init is not None:
-        init_from(model, init, WEIGHTS_KIND)
-    train_set = AugmentedDataset(dataset, experiment.augment, seed=experiment.train.seed)
-    run_config = {**to_dict(dataclasses.replace(experiment, model=model.config)),
-                  "init": None if init is None else str(init)}
-    trainer = Trainer(model, train_set, experiment.train, out, dist_info=info, collate_fn=collate,
-                      run_config=run_config, progress=progress, desc=f"detector {model.config.heads}")
-    result = trainer.fit(stop_after=stop_after)
-    if not result.finished:
-        return None
-    path = Path(out) / "model.safetensors"
-    if info.is_main:
-        dtype = torch.float16 if experiment.export_dtype == "float16" else None
-        categories = [{"id": int(c["id"]), "name": c.get("name", str(c["id"]))} for c in dataset.categories]
-        save_detector(result.model, path, dtype=dtype, extra={"categories": categories,
-                                                              "iterations": result.iteration})
-    barrier(info)
-    return path
-
-
 __all__ = [
-    "AmodalDetector", "DetectorConfig", "DetectorExperiment", "DetectorOutput", "PRESETS", "build_detector",
+    "AmodalDetector", "DetectorConfig", "DetectorOutput", "PRESETS", "build_detector",
     "load_detector", "parameter_count", "resolve_config", "save_detector", "select_targets",
-    "train_detector",
 ]
