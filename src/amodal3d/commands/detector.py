@@ -73,7 +73,9 @@ def training_overrides(args) -> dict:
     return {k: v for k, v in overrides.items() if v is not None}
 
 
-def cmd_train_detector(args) -> int:
+def prepare_training(args, experiment_class):
+    """What every ``train`` command does before training: passive OpenMP waits, ``--out`` checked,
+    the experiment read with the CLI overrides, torch's thread count. Returns the experiment."""
     # Read by the OpenMP runtime when torch loads (torch is not imported before this handler runs): with
     # spinning (active) waits, 2 threads on a 2-core machine shared with another busy process ran ~30x
     # slower than 1 thread (measured); passive waits cost little when the machine is idle.
@@ -81,14 +83,20 @@ def cmd_train_detector(args) -> int:
     import torch
 
     from amodal3d.engine.config import load_experiment
-    from amodal3d.engine.distributed import cleanup_distributed
-    from amodal3d.models.detector_train import DetectorExperiment, train_detector
 
     check_output_dir(args.out, inputs=[args.data])
-    experiment = load_experiment(DetectorExperiment, args.config, training_overrides(args),
+    experiment = load_experiment(experiment_class, args.config, training_overrides(args),
                                  init_given=args.init is not None)
     if args.threads:
         torch.set_num_threads(args.threads)
+    return experiment
+
+
+def cmd_train_detector(args) -> int:
+    from amodal3d.engine.distributed import cleanup_distributed
+    from amodal3d.models.detector_train import DetectorExperiment, train_detector
+
+    experiment = prepare_training(args, DetectorExperiment)
     try:
         path = train_detector(experiment, args.data, args.out, device=args.device, progress=not args.quiet,
                               init=args.init)
@@ -100,17 +108,9 @@ def cmd_train_detector(args) -> int:
 
 
 def cmd_train_crop_head(args) -> int:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch
-
-    from amodal3d.engine.config import load_experiment
     from amodal3d.models.crop_head import CropHeadExperiment, train_crop_head
 
-    check_output_dir(args.out, inputs=[args.data])
-    experiment = load_experiment(CropHeadExperiment, args.config, training_overrides(args),
-                                 init_given=args.init is not None)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    experiment = prepare_training(args, CropHeadExperiment)
     print(train_crop_head(args.data, args.out, experiment, device=args.device, progress=not args.quiet,
                           init=args.init))
     return 0

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from amodal3d.commands.arguments import non_negative_int, positive_int, probability
-from amodal3d.commands.detector import add_training_flags, training_overrides
+from amodal3d.commands.detector import add_training_flags
 from amodal3d.configs import CONFIG_DIR, SHIPPED
 from amodal3d.errors import Amodal3dError, DataError
 from amodal3d.paths import check_regular_file
@@ -149,21 +149,15 @@ def cmd_predict(args) -> int:
 
 
 def cmd_train_refine(args) -> int:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cmd_train_detector
-    import torch
-
-    from amodal3d.engine.config import load_experiment
+    from amodal3d.commands.detector import prepare_training
     from amodal3d.models.refine_train import RefineExperiment, train_refine, without_prior
 
     if args.config is not None:
         check_regular_file(args.config, "--config")
     check_regular_file(args.shape_weights, "--shape-weights")
-    experiment = load_experiment(RefineExperiment, args.config, training_overrides(args),
-                                 init_given=args.init is not None)
+    experiment = prepare_training(args, RefineExperiment)
     if args.no_prior:
         experiment = without_prior(experiment)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     print(train_refine(args.data, args.out, args.shape_weights, experiment, device=args.device,
                        limit_images=args.limit_images, progress=not args.quiet, init=args.init))
     return 0
