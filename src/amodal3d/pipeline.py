@@ -62,6 +62,9 @@ FILES = {"detector": "detector", "crop-head": CROP_HEAD_STEM, "shape": "shape", 
          "refine-no-prior": "refine_no_prior"}
 
 
+MAX_CANVAS_MARGIN = 1024  # pixels past each image border (PipelineOptions.canvas_margin)
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     """Every inference setting of :class:`AmodalSegmenter`, checked when made (ValueError).
@@ -77,7 +80,10 @@ class PipelineOptions:
     not all detected. ``crop_head``: use the crop head beside the detector's weights (when there is one).
     ``detector_amodal``: end to end, weigh the detector's amodal head (when it has one) against steps 2-5.
     ``mirrored_detections=False``: step 1 detects in the image only, not also in its mirror image
-    (faster; see :class:`~amodal3d.models.detector_predict.DetectorPredictor`)."""
+    (faster; see :class:`~amodal3d.models.detector_predict.DetectorPredictor`). ``canvas_margin`` m > 0:
+    the amodal masks are also continued past the image border (by the 3D prior, or step 5 where it
+    reaches) on a canvas of (H + 2m, W + 2m) pixels, ``extras["amodal_canvas"]``, whose pixel
+    ``extras["canvas_offset"]`` = (m, m) is image pixel (0, 0); its central crop is ``amodal_masks``."""
 
     mode: str = "a3d"
     device: str = "cpu"
@@ -88,6 +94,7 @@ class PipelineOptions:
     detector_amodal: bool = True
     mirrored_detections: bool = True
     keep_by: str = "score"
+    canvas_margin: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -100,6 +107,9 @@ class PipelineOptions:
             raise ValueError(f"fit_steps must be a whole number >= 0, got {steps!r}")
         if self.keep_by not in KEEP_BY:
             raise ValueError(f"keep_by must be one of {', '.join(KEEP_BY)}, not {self.keep_by!r}")
+        margin = self.canvas_margin
+        if isinstance(margin, bool) or not isinstance(margin, numbers.Integral) or not 0 <= margin <= MAX_CANVAS_MARGIN:
+            raise ValueError(f"canvas_margin must be a whole number in [0, {MAX_CANVAS_MARGIN}], got {margin!r}")
 
     def replace(self, **changes) -> PipelineOptions:
         """These options with ``changes`` (checked again)."""
@@ -215,8 +225,9 @@ class AmodalSegmenter:
         """``image`` uint8 (H, W, 3) RGB; ``given``: visible masks to complete (steps 2-5 only; those of
         ``UNKNOWN_CATEGORY`` are named by step 1's crop head). Returns :class:`Instances` whose
         ``extras`` hold ``meshes`` (list of (verts (V, 3), faces (F, 3)) in the object frame),
-        ``viewpoints`` (azimuth, elevation, distance per instance) and ``prior_masks`` (N, H, W) bool.
-        Images step 1 cannot read are refused before the model (:meth:`check_image`)."""
+        ``viewpoints`` (azimuth, elevation, distance per instance) and ``prior_masks`` (N, H, W) bool
+        (with ``canvas_margin``, also ``amodal_canvas`` and ``canvas_offset``). Images step 1 cannot read
+        are refused before the model (:meth:`check_image`)."""
         self.check_image(image, detect=given is None)
         start = time.perf_counter()
         height, width = image.shape[:2]
@@ -243,8 +254,13 @@ class AmodalSegmenter:
         start = self._tick("detector", start)
         self.timings["calls"] += 1
         n = len(detections.labels)
+        margin = self.options.canvas_margin
         if n == 0:
-            return Instances.empty(height, width)
+            empty = Instances.empty(height, width)
+            if margin:
+                empty.extras.update(amodal_canvas=np.zeros((0, height + 2 * margin, width + 2 * margin), bool),
+                                    canvas_offset=(margin, margin))
+            return empty
 
         tensor = image_tensor(image, self.device)
         visible = torch.from_numpy(detections.visible_masks).to(self.device)
@@ -281,6 +297,13 @@ class AmodalSegmenter:
             if self.occluder_constraint:
                 detector_masks = hidden_under_occluders(detector_masks, visible)
             amodal = amodal | detector_masks
+        canvas_extras = {}
+        if margin:  # continued past the border on the enlarged canvas; inside the frame, the masks above
+            # step 5 learnt in-frame targets (it leaves the outside empty): out of frame the 3D prior continues it
+            beyond = roi_amodal if self.mode == "a3d-no-prior" else torch.maximum(roi_amodal, shape_out.prior)
+            canvas = paste(beyond, rois + margin, height + 2 * margin, width + 2 * margin) > 0.5
+            canvas[:, margin:margin + height, margin:margin + width] = amodal
+            canvas_extras = {"amodal_canvas": canvas.cpu().numpy(), "canvas_offset": (margin, margin)}
         self._tick("paste", start)
         cameras = shape_out.cameras
         viewpoints = [{"azimuth": float(a), "elevation": float(e), "distance": float(d)}
@@ -290,7 +313,7 @@ class AmodalSegmenter:
         return Instances(detections.boxes, detections.labels, detections.scores, detections.visible_masks,
                          amodal.cpu().numpy(),
                          extras={"meshes": meshes, "viewpoints": viewpoints, "prior_masks": prior_masks.cpu().numpy(),
-                                 "amodal_boxes": mask_boxes(amodal).cpu().numpy()})
+                                 "amodal_boxes": mask_boxes(amodal).cpu().numpy(), **canvas_extras})
 
     def predict_batch(self, images: list[np.ndarray]) -> list[Instances]:
         return [self.predict(image) for image in images]

@@ -267,6 +267,11 @@ def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", opti
                                     "score": round(float(instances.scores[k]), 5), "bbox": mask_to_bbox(amodal),
                                     "segmentation": encode_rle(amodal), "visible_segmentation": encode_rle(visible),
                                     "viewpoint": instances.extras["viewpoints"][k]})
+                    if "amodal_canvas" in instances.extras:  # continued past the border (canvas_margin)
+                        canvas = instances.extras["amodal_canvas"][k]
+                        top, left = instances.extras["canvas_offset"]
+                        entries[-1].update(amodal_canvas=encode_rle(canvas), canvas_offset=[int(left), int(top)],
+                                           canvas_size=[int(canvas.shape[0]), int(canvas.shape[1])])
                     if meshes != "none":
                         import trimesh
 

@@ -7,7 +7,7 @@ import glob
 import os
 from pathlib import Path
 
-from amodal3d.commands.arguments import non_negative_int, positive_int, probability
+from amodal3d.commands.arguments import int_range, non_negative_int, positive_int, probability
 from amodal3d.commands.detector import add_training_flags
 from amodal3d.configs import CONFIG_DIR, SHIPPED
 from amodal3d.errors import Amodal3dError, DataError
@@ -57,6 +57,10 @@ def register(sub, train_sub) -> None:
                    help="keep objects scoring at least T (default 0.2: the best F1 of step 1 on the "
                         "validation split; amodal3d evaluate keeps every object step 1 proposes)")
     p.add_argument("--meshes", choices=["none", "obj", "glb"], default="none", help="write each instance's mesh")
+    p.add_argument("--canvas-margin", type=int_range(0, 1024), default=0, metavar="M",
+                   help="also continue each amodal mask M pixels past every image border: results.json gets "
+                        "amodal_canvas (RLE of the (H+2M, W+2M) canvas), canvas_offset [x, y] (the canvas pixel "
+                        "of image pixel (0, 0)) and canvas_size [h, w]; at most 1024 (pipeline.MAX_CANVAS_MARGIN)")
     p.add_argument("--no-overlays", action="store_true")
     p.set_defaults(handler=cmd_predict)
 
@@ -138,7 +142,7 @@ def cmd_predict(args) -> int:
 
     threshold = DEFAULT_SCORE_THRESHOLD if args.score_threshold is None else args.score_threshold
     options = PipelineOptions(device=args.device, score_threshold=threshold, fit_steps=args.fit_steps,
-                              mirrored_detections=not args.single_view)
+                              mirrored_detections=not args.single_view, canvas_margin=args.canvas_margin)
     summary = predict_files(expand_images(args.images), Path(args.out), args.weights, options,
                             visible_json=args.visible, meshes=args.meshes, overlays=not args.no_overlays)
     print(f"{args.out}: {summary['images']} image(s), {summary['instances']} instance(s), "
