@@ -202,9 +202,39 @@ def _failure(path: Path, error: BaseException) -> str:
     return message if message.startswith(str(path)) else f"{path}: {message}"
 
 
+def category_name(category: int) -> str:
+    return CATEGORY_NAMES[category - 1] if 0 < category <= len(CATEGORY_NAMES) else str(category)
+
+
 def _label(category: int, score: float) -> str:
-    name = CATEGORY_NAMES[category - 1] if 0 < category <= len(CATEGORY_NAMES) else str(category)
-    return f"{name} {score:.2f}"
+    return f"{category_name(category)} {score:.2f}"
+
+
+def result_entries(instances, image_id: int, file_name: str) -> list[dict]:
+    """The COCO results entries (``results.json``) of one image's :class:`Instances`; with the masks
+    continued past the border (``canvas_margin``), also ``amodal_canvas``, ``canvas_offset`` (x, y)
+    and ``canvas_size`` (h, w)."""
+    entries = []
+    for k in range(len(instances.labels)):
+        amodal, visible = instances.amodal_masks[k], instances.visible_masks[k]
+        entries.append({"image_id": image_id, "file_name": file_name, "category_id": int(instances.labels[k]),
+                        "score": round(float(instances.scores[k]), 5), "bbox": mask_to_bbox(amodal),
+                        "segmentation": encode_rle(amodal), "visible_segmentation": encode_rle(visible),
+                        "viewpoint": instances.extras["viewpoints"][k]})
+        if "amodal_canvas" in instances.extras:
+            canvas = instances.extras["amodal_canvas"][k]
+            top, left = instances.extras["canvas_offset"]
+            entries[-1].update(amodal_canvas=encode_rle(canvas), canvas_offset=[int(left), int(top)],
+                               canvas_size=[int(canvas.shape[0]), int(canvas.shape[1])])
+    return entries
+
+
+def mesh_bytes(verts: np.ndarray, faces: np.ndarray, file_type: str) -> bytes:
+    """One mesh as an ``obj`` or ``glb`` file's bytes."""
+    import trimesh
+
+    blob = trimesh.Trimesh(verts, faces, process=False).export(file_type=file_type)
+    return blob if isinstance(blob, bytes) else blob.encode()
 
 
 def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", options: PipelineOptions | None = None,
@@ -259,26 +289,10 @@ def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", opti
                     given = given_from_annotations(given_entries[image_id - 1].annotations, *image.shape[:2],
                                                    str(visible_json))
                 instances = segmenter.predict(image, given)
-                entries = []
-                for k in range(len(instances.labels)):
-                    amodal, visible = instances.amodal_masks[k], instances.visible_masks[k]
-                    entries.append({"image_id": image_id, "file_name": str(path),
-                                    "category_id": int(instances.labels[k]),
-                                    "score": round(float(instances.scores[k]), 5), "bbox": mask_to_bbox(amodal),
-                                    "segmentation": encode_rle(amodal), "visible_segmentation": encode_rle(visible),
-                                    "viewpoint": instances.extras["viewpoints"][k]})
-                    if "amodal_canvas" in instances.extras:  # continued past the border (canvas_margin)
-                        canvas = instances.extras["amodal_canvas"][k]
-                        top, left = instances.extras["canvas_offset"]
-                        entries[-1].update(amodal_canvas=encode_rle(canvas), canvas_offset=[int(left), int(top)],
-                                           canvas_size=[int(canvas.shape[0]), int(canvas.shape[1])])
-                    if meshes != "none":
-                        import trimesh
-
-                        verts, faces = instances.extras["meshes"][k]
-                        blob = trimesh.Trimesh(verts, faces, process=False).export(file_type=meshes)
-                        atomic_write_bytes(out / "meshes" / f"{name}_{k}.{meshes}",
-                                           blob if isinstance(blob, bytes) else blob.encode())
+                entries = result_entries(instances, image_id, str(path))
+                if meshes != "none":
+                    for k, (verts, faces) in enumerate(instances.extras["meshes"]):
+                        atomic_write_bytes(out / "meshes" / f"{name}_{k}.{meshes}", mesh_bytes(verts, faces, meshes))
                 if overlays:
                     labels = [_label(int(c), float(s)) for c, s in zip(instances.labels, instances.scores)]
                     atomic_save_image(overlay(image, instances.visible_masks, instances.amodal_masks, labels),

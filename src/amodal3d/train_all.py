@@ -97,8 +97,7 @@ def train_all(data: str, out: str, detector_config: str = DEFAULT_CONFIGS["detec
         weights = refine_init
         for index, experiment in enumerate(refines):
             if no_prior:  # ablation a3d-no-prior: the same network with the prior channel zeroed
-                experiment = dataclasses.replace(experiment, model=dataclasses.replace(
-                    experiment.model, use_prior=False, prior_fit_steps=0))
+                experiment = refine_train.without_prior(experiment)
             weights = refine_train.train_refine(data, round_folder(out_path, stem, index), shape_weights,
                                                 experiment, device=device, progress=progress, init=weights)
         _install(weights, pipeline, stem)

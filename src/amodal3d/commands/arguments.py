@@ -9,6 +9,7 @@ import argparse
 import math
 import re
 
+from amodal3d.engine.config import out_of_range
 from amodal3d.errors import Amodal3dError
 from amodal3d.paths import check_split_name
 
@@ -23,8 +24,8 @@ def int_range(low: int | None = None, high: int | None = None):
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if (low is not None and value < low) or (high is not None and value > high):
-            bounds = (f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]")
+        bounds = out_of_range(value, low, high)
+        if bounds:
             raise argparse.ArgumentTypeError(f"expected a whole number {bounds}, got {text!r}")
         return value
 
@@ -49,15 +50,8 @@ def float_range(low: float | None = None, high: float | None = None, low_open: b
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        too_low = low is not None and (value <= low if low_open else value < low)
-        too_high = high is not None and (value >= high if high_open else value > high)
-        if too_low or too_high:
-            if high is None:
-                bounds = f"{'>' if low_open else '>='} {low}"
-            elif low is None:
-                bounds = f"{'<' if high_open else '<='} {high}"
-            else:
-                bounds = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        bounds = out_of_range(value, low, high, low_open=low_open, high_open=high_open)
+        if bounds:
             raise argparse.ArgumentTypeError(f"expected a number {bounds}, got {text!r}")
         return value
 

@@ -39,6 +39,22 @@ class FieldError(ValueError):
         self.key, self.message = key, message
 
 
+def out_of_range(value: float, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+                 high_open: bool = False, show=str) -> str | None:
+    """The allowed interval as a message reads it (``>= 1``, ``in [0, 1)``; bounds written by ``show``)
+    when ``value`` lies outside ``[low, high]`` (``low_open`` / ``high_open`` exclude a bound), else None.
+    Shared by :func:`check_range` and the argparse types of :mod:`amodal3d.commands.arguments`."""
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if not (too_low or too_high):
+        return None
+    if high is None:
+        return f"{'>' if low_open else '>='} {show(low)}"
+    if low is None:
+        return f"{'<' if high_open else '<='} {show(high)}"
+    return f"in {'(' if low_open else '['}{show(low)}, {show(high)}{')' if high_open else ']'}"
+
+
 def check_range(owner: Any, name: str, low: float | None = None, high: float | None = None, *,
                 low_open: bool = False, high_open: bool = False) -> None:
     """``FieldError`` unless ``owner.name`` (a number, a tuple of numbers or None) is finite and in
@@ -53,16 +69,9 @@ def check_range(owner: Any, name: str, low: float | None = None, high: float | N
             raise FieldError(key, f"expected a number, got {item!r}")
         if not math.isfinite(item):
             raise FieldError(key, f"expected a finite number, got {item!r}")
-        too_low = low is not None and (item <= low if low_open else item < low)
-        too_high = high is not None and (item >= high if high_open else item > high)
-        if too_low or too_high:
-            lo, hi = (f"{b:g}" if isinstance(b, float) else str(b) for b in (low, high))
-            if high is None:
-                bounds = f"{'>' if low_open else '>='} {lo}"
-            elif low is None:
-                bounds = f"{'<' if high_open else '<='} {hi}"
-            else:
-                bounds = f"in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
+        bounds = out_of_range(item, low, high, low_open=low_open, high_open=high_open,
+                              show=lambda b: f"{b:g}" if isinstance(b, float) else str(b))
+        if bounds:
             raise FieldError(key, f"must be {bounds}, got {item!r}")
 
 

@@ -92,17 +92,16 @@ class TrainConfig:
             check_range(self, name, high=high)
 
 
-def check_training_split(data: str | Path, split: str, limit_images: int | None = None, dataset=None):
-    """The :class:`~amodal3d.data.dataset.AmodalDataset` of ``split`` (or ``dataset``, already loaded),
-    checked before any training starts: DataError naming its annotation file when it has no image or no
-    annotated object (in its first ``limit_images`` images); ``limit_images`` is None or >= 1."""
+def check_training_split(data: str | Path, split: str, limit_images: int | None = None):
+    """The :class:`~amodal3d.data.dataset.AmodalDataset` of ``split``, checked before any training starts:
+    DataError naming its annotation file when it has no image or no annotated object (in its first
+    ``limit_images`` images); ``limit_images`` is None or >= 1."""
     from amodal3d.data.dataset import AmodalDataset
 
     if limit_images is not None and (isinstance(limit_images, bool) or not isinstance(limit_images, int)
                                      or limit_images < 1):
         raise Amodal3dError(f"--limit-images: expected a whole number >= 1, got {limit_images!r}")
-    if dataset is None:
-        dataset = AmodalDataset(data, split)
+    dataset = AmodalDataset(data, split)
     images = dataset.images if limit_images is None else dataset.images[:limit_images]
     where = f"split {split!r}" if limit_images is None else f"the first {limit_images} image(s) of split {split!r}"
     if not images:
@@ -366,8 +365,8 @@ class Trainer:
         self.last_lr = float(self.optimizer.param_groups[0]["lr"])
         self.optimizer.step()
         self.scheduler.step()
-        largest = [torch.linalg.vector_norm(p.detach(), ord=math.inf) for p in params if p.numel()]
-        if largest and not torch.isfinite(torch.stack(largest)).all():  # NaN/inf in a parameter
+        weights = [p.detach() for p in params if p.numel()]  # one fused max-abs per tensor, one sync
+        if weights and not torch.isfinite(torch.stack(torch._foreach_norm(weights, math.inf))).all():
             name = first_non_finite((n, p) for n, p in self.model.named_parameters() if p.grad is not None)
             self._diverged(f"non-finite weights after the update of iteration {self.iteration + 1}: {name} "
                            f"is not finite (loss {float(total.detach()):.6g}, lr {self.last_lr:g})")

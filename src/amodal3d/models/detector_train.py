@@ -47,13 +47,13 @@ def train_detector(experiment: DetectorExperiment, data: str | Path, out: str | 
 
     Under torchrun the process group is joined here (gloo on CPU, NCCL on CUDA) and left by the caller
     (:func:`amodal3d.engine.distributed.cleanup_distributed`)."""
-    from amodal3d.data.dataset import AmodalDataset, collate
+    from amodal3d.data.dataset import collate
     from amodal3d.engine.augment import AugmentedDataset
     from amodal3d.engine.checkpoint import seed_everything
     from amodal3d.engine.distributed import barrier, init_distributed
     from amodal3d.engine.trainer import Trainer, check_training_split
 
-    dataset = check_training_split(data, experiment.split, dataset=AmodalDataset(data, experiment.split))
+    dataset = check_training_split(data, experiment.split)
     info = init_distributed(device)
     max_id = max((int(c["id"]) for c in dataset.categories), default=0)
     if max_id >= experiment.model.num_classes:

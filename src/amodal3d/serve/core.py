@@ -15,22 +15,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from amodal3d import CATEGORY_NAMES
 from amodal3d.data.dataset import read_image
 from amodal3d.errors import DataError
-from amodal3d.masks import encode_rle, mask_to_bbox
 from amodal3d.occlusion import OcclusionPair, depth_layers, occlusion_pairs, occlusion_rates
-from amodal3d.predict import given_from_annotations, load_visible_json
+from amodal3d.predict import category_name, given_from_annotations, load_visible_json, mesh_bytes, result_entries
 from amodal3d.structures import GivenVisible, Instances
 from amodal3d.visualize import overlay
 
 TABLE_HEADERS = ["#", "category", "score", "occlusion rate", "azimuth", "elevation", "distance",
                  "depth layer", "behind", "in front of"]
 PAIR_HEADERS = ["front", "back", "hidden fraction of back", "overlap px"]
-
-
-def category_name(category: int) -> str:
-    return CATEGORY_NAMES[category - 1] if 0 < category <= len(CATEGORY_NAMES) else str(category)
 
 
 def instance_name(k: int, category: int) -> str:
@@ -60,18 +54,6 @@ def read_given(json_path: str | Path, image_name: str, height: int, width: int) 
                             f"give a JSON of this image only")
         entry = named[0]
     return given_from_annotations(entry.annotations, height, width, f"visible masks ({entry})")
-
-
-def coco_results(instances: Instances, file_name: str, image_id: int = 1) -> list[dict]:
-    """The COCO results ``amodal3d predict`` writes (``results.json``) for one image."""
-    entries = []
-    for k in range(len(instances.labels)):
-        amodal, visible = instances.amodal_masks[k], instances.visible_masks[k]
-        entries.append({"image_id": image_id, "file_name": file_name, "category_id": int(instances.labels[k]),
-                        "score": round(float(instances.scores[k]), 5), "bbox": mask_to_bbox(amodal),
-                        "segmentation": encode_rle(amodal), "visible_segmentation": encode_rle(visible),
-                        "viewpoint": instances.extras["viewpoints"][k]})
-    return entries
 
 
 @dataclass
@@ -130,15 +112,13 @@ def predict_image(segmenter, image: np.ndarray, given: GivenVisible | None = Non
 
 
 def write_downloads(prediction: Prediction, folder: str | Path) -> dict[str, object]:
-    """Write ``results.json`` (COCO results, plus the occlusion pairs under ``occlusion_order`` in
-    ``results_occlusion.json``), ``meshes/instance_K.glb`` and ``meshes.zip`` into ``folder``.
+    """Write ``results.json`` (COCO results), ``occlusion_order.json`` (the occlusion pairs),
+    ``meshes/instance_K_CATEGORY.glb`` and ``meshes.zip`` into ``folder``.
     Returns {"json": path, "order": path, "glb": [paths], "zip": path or None}."""
-    import trimesh
-
     folder = Path(folder)
     (folder / "meshes").mkdir(parents=True, exist_ok=True)
     results = folder / "results.json"
-    results.write_text(json.dumps(coco_results(prediction.instances, prediction.file_name)))
+    results.write_text(json.dumps(result_entries(prediction.instances, 1, prediction.file_name)))
     order = folder / "occlusion_order.json"
     order.write_text(json.dumps({"file_name": prediction.file_name,
                                  "pairs": [p.to_dict() for p in prediction.pairs],
@@ -146,7 +126,7 @@ def write_downloads(prediction: Prediction, folder: str | Path) -> dict[str, obj
     glbs = []
     for k, (verts, faces) in enumerate(prediction.instances.extras["meshes"]):
         path = folder / "meshes" / f"instance_{k}_{category_name(int(prediction.instances.labels[k]))}.glb"
-        path.write_bytes(trimesh.Trimesh(verts, faces, process=False).export(file_type="glb"))
+        path.write_bytes(mesh_bytes(verts, faces, "glb"))
         glbs.append(path)
     archive = None
     if glbs:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from amodal3d.models.shape import with_fitted_camera
 from amodal3d.models.viewpoint import Cameras
-from amodal3d.roi import other_instances, paste, roi_inputs
+from amodal3d.roi import image_tensor, other_instances, paste, roi_inputs
 from amodal3d.visualize import overlay
 
 ELEVATION_LIMIT = 85.0  # the viewpoint camera is undefined at the poles
@@ -56,7 +56,7 @@ class Render:
 def prepare(segmenter, image: np.ndarray, visible: np.ndarray, labels: np.ndarray) -> ViewState:
     """Steps 2-4 of ``segmenter`` on the given visible masks: meshes and full cameras per instance."""
     device = segmenter.device
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255.0).to(device)
+    tensor = image_tensor(image, device)
     vis = torch.from_numpy(np.asarray(visible, bool)).to(device)
     cfg = segmenter.shape.config
     roi, rois = roi_inputs(tensor, vis, cfg.roi_size, cfg.roi_enlarge)
