@@ -72,7 +72,7 @@ def test_every_installed_config_loads_and_ships_with_the_package():
     kinds = {"orcnn": experiment, "maskrcnn": experiment, "detector": experiment,
              "crop": CropHeadExperiment, "shape": ShapeExperiment, "refine": RefineExperiment}
     names = config_names()
-    assert len(names) == 12 and set(SHIPPED.values()) <= {f"{n}.yaml" for n in names}
+    assert len(names) == 13 and set(SHIPPED.values()) <= {f"{n}.yaml" for n in names}
     for name in names:
         for path, data in rounds(name)[0]:
             from_dict(kinds[name.split("_")[0]], data, source=str(path))  # strict: unknown keys are errors

@@ -323,7 +323,7 @@ def test_cli_train_then_load(tiny_dataset, tmp_path, capsys):
     model = load_detector(out / "model.safetensors")
     assert model.config.heads == "both" and model.config.min_size == 128
     info = json.loads((out / "model.json").read_text())
-    assert info["extra"]["iterations"] == 2 and info["extra"]["categories"]
+    assert info["extra"]["iterations"] == 2 and len(info["categories"]) == 13  # the dataset's, recorded
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     logged = [r for r in records if "loss" in r]
     assert [r["iteration"] for r in logged] == [2] and "loss_amodal_mask" in logged[0]  # log_every 20 + last

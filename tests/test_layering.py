@@ -15,7 +15,7 @@ PACKAGE = Path(amodal3d.__file__).resolve().parent
 
 # the bottom layer: pure helpers and result types that import nothing of the package but each other
 BASE = ("amodal3d.errors", "amodal3d.io", "amodal3d.masks", "amodal3d.geometry", "amodal3d.roi",
-        "amodal3d.structures", "amodal3d.paths")
+        "amodal3d.structures", "amodal3d.paths", "amodal3d.categories")
 # above everything a library module may import: the layers that only commands (and methods) use
 ABOVE_DATA = ("amodal3d.models", "amodal3d.evaluation", "amodal3d.pipeline", "amodal3d.predict",
               "amodal3d.methods", "amodal3d.commands", "amodal3d.cli", "amodal3d.train_all")

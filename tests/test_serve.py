@@ -4,6 +4,7 @@ driven in headless Chromium over the DevTools protocol (skipped where Gradio or 
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import json
 import os
@@ -63,6 +64,22 @@ def test_predict_returns_overlay_table_and_files(prediction, tmp_path):
     mesh = trimesh.load(files["glb"][0], force="mesh")
     assert len(mesh.faces) == len(prediction.instances.extras["meshes"][0][1])
     assert files["zip"].stat().st_size > 0
+
+
+def test_masks_past_the_border_on_an_enlarged_canvas(segmenter, prediction, tmp_path):
+    wide = core.run_upload(segmenter, FOUR, canvas_margin=16)
+    assert segmenter.options.canvas_margin == 0  # the shared model is left as it was
+    canvas = wide.instances.extras["amodal_canvas"]
+    n = len(wide.instances.labels)
+    assert canvas.shape == (n, 288, 288) and wide.overlay.size == (288, 288)
+    assert (canvas[:, 16:272, 16:272] == wide.instances.amodal_masks).all()
+    assert (wide.instances.amodal_masks == prediction.instances.amodal_masks).all()  # inside: unchanged
+    frame = np.asarray(wide.overlay)
+    assert (frame[15, 15:273] == 255).all() and (frame[0, 0] == 96).all()  # the image's frame, grey beyond
+    entry = json.loads(core.write_downloads(wide, tmp_path)["json"].read_text())[0]
+    assert entry["canvas_offset"] == [16, 16] and entry["canvas_size"] == [288, 288]
+    with pytest.raises(ValueError, match="canvas_margin must be a whole number in"):
+        core.run_upload(segmenter, FOUR, canvas_margin=-1)
 
 
 def test_given_visible_masks_are_completed(segmenter):
@@ -178,6 +195,15 @@ class DevTools:
         node = self.send("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
         self.send("DOM.setFileInputFiles", files=[str(path)], nodeId=node)
 
+    def pixels(self, selector: str) -> np.ndarray:
+        """(H, W, 3) uint8 of the element ``selector`` as drawn now (it must be in the viewport: Chromium
+        does not draw a WebGL canvas outside it)."""
+        box = self.js(f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect(); "
+                      "return [r.x + window.scrollX, r.y + window.scrollY, r.width, r.height]; })()")
+        clip = dict(zip(("x", "y", "width", "height"), box, strict=True), scale=1)
+        data = self.send("Page.captureScreenshot", format="png", clip=clip)["data"]
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+
     def screenshot(self, path: Path) -> None:
         data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         path.write_bytes(base64.b64decode(data))
@@ -190,6 +216,19 @@ class DevTools:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def drawn_fraction(pixels: np.ndarray) -> float:
+    """Share of the pixels of ``pixels`` (H, W, 3) that differ from its top-left one (the background) by
+    more than 12 levels in a channel: 0 for a blank canvas."""
+    return float((np.abs(pixels.astype(int) - pixels[0, 0].astype(int)).max(-1) > 12).mean())
+
+
+def test_drawn_fraction_of_a_blank_and_a_drawn_canvas():
+    blank = np.full((30, 40, 3), 250, np.uint8)
+    assert drawn_fraction(blank) == 0.0
+    blank[10:20, :20] = (200, 190, 230)  # a quarter of it drawn
+    assert drawn_fraction(blank) == pytest.approx(1 / 6)
 
 
 def free_port() -> int:
@@ -215,6 +254,7 @@ def test_page_in_a_browser(segmenter, tmp_path):
         browser.send("Page.navigate", url=f"http://127.0.0.1:{port}/")
         browser.wait_for("!!document.querySelector('#image-file input[type=file]')")
         load_s = time.perf_counter() - start
+        assert browser.js("document.querySelector('#canvas-margin input').value") == "0"  # past the border: off
         browser.upload("#image-file input[type=file]", FOUR)
         browser.wait_for("document.querySelector('#image-file').innerText.includes('KB')")  # uploaded
         start = time.perf_counter()
@@ -232,6 +272,15 @@ def test_page_in_a_browser(segmenter, tmp_path):
         rows = browser.js("document.querySelector('#instances').innerText")
         assert sum(line.strip().isdigit() for line in rows.splitlines()) >= n  # the '#' column
         assert browser.wait_for("document.querySelector('#view-text').innerText.includes('IoU')")
+        # the mesh viewer (WebGL, Babylon.js): Chromium draws it through SwiftShader (--use-angle=swiftshader
+        # --enable-unsafe-swiftshader), and only once it is in the viewport
+        assert browser.js("!!document.createElement('canvas').getContext('webgl2')"), "no WebGL in Chromium"
+        browser.js("document.querySelector('#mesh canvas').scrollIntoView({block: 'center'})")
+        deadline, drawn = time.monotonic() + 20, 0.0
+        while drawn < 0.05 and time.monotonic() < deadline:
+            drawn = drawn_fraction(browser.pixels("#mesh canvas"))
+            time.sleep(0.1)
+        assert drawn >= 0.05, f"the 3D viewer is blank ({drawn:.1%} of its canvas drawn)"
         shot = tmp_path / "serve.png"
         browser.screenshot(shot)
         assert Image.open(shot).size[0] >= 1000

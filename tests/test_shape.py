@@ -112,7 +112,8 @@ def test_fit_to_visible_recovers_the_camera_and_the_hidden_half():
     start = Cameras(5.0 * one, 35.0 * one, 3.0 * one, torch.tensor([[-2.0, 1.0]]), 0.85 * one)
     known = (1 - roi[:, 4] * (1 - roi[:, 3])) * roi[:, 5]
     before = silhouette_loss(model.render(verts, start), roi[:, 3], known).item()
-    fitted, prior = fit_to_visible(model, verts, start, roi, steps=60)
+    fitted, prior, same_verts = fit_to_visible(model, verts, start, roi, steps=60)
+    assert torch.equal(same_verts, verts)  # no code given: the shape is held
     after = silhouette_loss(prior, roi[:, 3], known).item()
     assert after < 0.5 * before
     hidden = (amodal[0] > 0.5) & (roi[0, 3] < 0.5)
@@ -122,8 +123,34 @@ def test_fit_to_visible_recovers_the_camera_and_the_hidden_half():
         model.render(verts, start)[0].detach().numpy() > 0.5, amodal[0].numpy() > 0.5) + 0.1
     assert -180.0 < fitted.azimuth.item() <= 180.0 and fitted.distance.item() == 3.0
     assert all(p.grad is None for p in model.parameters())  # the model itself is not touched
-    zero, same = fit_to_visible(model, verts, start, roi, steps=0)
+    zero, same, _ = fit_to_visible(model, verts, start, roi, steps=0)
     assert torch.equal(zero.offset, start.offset) and torch.allclose(same, model.render(verts, start))
+
+
+def test_fit_to_visible_moves_the_shape_code_within_the_learned_space():
+    """Given its code, the fit also moves the shape, through the decoder only (so it stays mirror-symmetric):
+    a silhouette made by another code is matched better than by the camera alone."""
+    torch.manual_seed(0)
+    model = ShapePrior(SMALL)
+    torch.nn.init.normal_(model.decoder.mlp[-1].weight, std=0.05)
+    category = torch.zeros(1, dtype=torch.long)
+    code, other = torch.randn(2, 1, SMALL.feature_dim)
+    one = torch.ones(1)
+    camera = Cameras(30.0 * one, 20.0 * one, 3.0 * one, torch.zeros(1, 2), one)
+    with torch.no_grad():
+        target = model.render(model.decoder.decode(other, category), camera, soft=False)
+        verts = model.decoder.decode(code, category)
+    roi = torch.zeros(1, 6, 32, 32)
+    roi[0, 5] = 1.0
+    roi[0, 3] = target[0]
+    known = roi[:, 5]
+    _, camera_only, held = fit_to_visible(model, verts, camera, roi, steps=30)
+    _, with_code, moved = fit_to_visible(model, verts, camera, roi, steps=30, code=code, category=category)
+    assert torch.equal(held, verts) and not torch.allclose(moved, verts)
+    mirrored = moved[0, model.decoder.mirror] * torch.tensor([-1.0, 1.0, 1.0])
+    assert torch.allclose(mirrored, moved[0], atol=1e-5)
+    assert (silhouette_loss(with_code, roi[:, 3], known) < 0.9 * silhouette_loss(camera_only, roi[:, 3], known)).all()
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_image_priors_paste_into_image_space():

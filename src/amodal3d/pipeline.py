@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from amodal3d.categories import DEFAULT, Taxonomy
+from amodal3d.engine.weights import load_taxonomy
 from amodal3d.errors import DataError, WeightsError
 from amodal3d.models.crop_head import STEM as CROP_HEAD_STEM
 from amodal3d.models.crop_head import crop_head_beside
@@ -43,13 +45,13 @@ from amodal3d.models.refine import (
     refine_inputs,
     weigh_detector_amodal,
 )
-from amodal3d.models.shape import ShapePrior, load_shape_prior, with_fitted_camera
+from amodal3d.models.shape import ShapePrior, load_shape_prior, with_fit
 from amodal3d.roi import image_tensor, mask_boxes, paste, roi_inputs
 from amodal3d.structures import UNKNOWN_CATEGORY, GivenVisible, Instances
 
 # the public API: the pipeline, its options and the result types it returns (from amodal3d.structures)
 __all__ = ["AmodalSegmenter", "GivenVisible", "Instances", "PipelineOptions", "UNKNOWN_CATEGORY",
-           "DEFAULT_SCORE_THRESHOLD", "MODES", "resolve_pipeline_dir"]
+           "DEFAULT_SCORE_THRESHOLD", "MODES", "pipeline_taxonomy", "resolve_pipeline_dir"]
 
 MODES = ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")
 REFINE_MODES = ("a3d", "a3d-no-prior")  # step 5 runs
@@ -83,7 +85,9 @@ class PipelineOptions:
     (faster; see :class:`~amodal3d.models.detector_predict.DetectorPredictor`). ``canvas_margin`` m > 0:
     the amodal masks are also continued past the image border (by the 3D prior, or step 5 where it
     reaches) on a canvas of (H + 2m, W + 2m) pixels, ``extras["amodal_canvas"]``, whose pixel
-    ``extras["canvas_offset"]`` = (m, m) is image pixel (0, 0); its central crop is ``amodal_masks``."""
+    ``extras["canvas_offset"]`` = (m, m) is image pixel (0, 0); its central crop is ``amodal_masks``.
+    ``extras["amodal_probs"]`` (N, H, W) float16: steps 2-5's amodal probabilities before any threshold
+    (what :func:`~amodal3d.occlusion.occlusion_pairs` orders pairs by when their masks do not meet)."""
 
     mode: str = "a3d"
     device: str = "cpu"
@@ -124,6 +128,26 @@ def resolve_pipeline_dir(path_or_name: str | Path) -> Path:
     return folder
 
 
+def pipeline_taxonomy(path_or_name: str | Path) -> Taxonomy:
+    """The categories of a pipeline (a built-in name or folder), read from its weights' JSON (no tensor
+    is loaded): those of its detector, crop head and shape model, which must agree (WeightsError naming
+    both otherwise); weights recording none are of the 13 default categories."""
+    folder = resolve_pipeline_dir(path_or_name)
+    found: list[tuple[Path, Taxonomy]] = []
+    for stem in (FILES["detector"], FILES["crop-head"], FILES["shape"]):
+        path = folder / f"{stem}.safetensors"
+        if path.is_file():
+            found.append((path, load_taxonomy(path)))
+    if not found:
+        return DEFAULT
+    first, taxonomy = found[0]
+    for path, other in found[1:]:
+        if not other.same_as(taxonomy):
+            raise WeightsError(f"{path}: its categories ({other.describe()}) are not those of {first} "
+                               f"({taxonomy.describe()}): the weights of one pipeline must share their categories")
+    return taxonomy
+
+
 class AmodalSegmenter:
     """Steps 1-5 as one predictor (implements :class:`amodal3d.structures.Predictor`), set up by one
     :class:`PipelineOptions` (``options``; ``score_threshold``, ``crop_head``, ``mirrored_detections`` and
@@ -136,7 +160,7 @@ class AmodalSegmenter:
     detector_amodal_threshold = DETECTOR_AMODAL_THRESHOLD
 
     def __init__(self, detector, shape: ShapePrior, refine: RefineNet | None = None,
-                 options: PipelineOptions | None = None):
+                 options: PipelineOptions | None = None, taxonomy: Taxonomy | None = None):
         options = options if options is not None else PipelineOptions()
         if not isinstance(options, PipelineOptions):
             raise TypeError(f"options must be PipelineOptions, not {type(options).__name__}")
@@ -156,6 +180,9 @@ class AmodalSegmenter:
         self.detector_amodal = options.detector_amodal and mode != "prior-only"
         self.name = mode if self.occluder_constraint or mode not in REFINE_MODES else f"{mode}-unconstrained"
         self.timings: dict[str, float] = defaultdict(float)
+        # the categories of the labels it returns (label k = the k-th; ids and names for outputs)
+        model = getattr(detector, "model", None)
+        self.taxonomy = taxonomy or getattr(model, "taxonomy", None) or DEFAULT
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path = "cpu-small", options: PipelineOptions | None = None,
@@ -193,7 +220,8 @@ class AmodalSegmenter:
                 fit_steps = refine.config.prior_fit_steps
             else:
                 fit_steps = load_refine(a3d_refine).config.prior_fit_steps if a3d_refine.is_file() else 0
-        return cls(detector, shape, refine, options.replace(device=str(device), fit_steps=fit_steps))
+        return cls(detector, shape, refine, options.replace(device=str(device), fit_steps=fit_steps),
+                   taxonomy=pipeline_taxonomy(folder))
 
     def stage_ms(self) -> dict[str, float]:
         calls = max(self.timings.get("calls", 0), 1)
@@ -271,7 +299,7 @@ class AmodalSegmenter:
         shape_out, _ = self.shape({"roi": roi, "labels": labels})
         start = self._tick("shape", start)
         if self.fit_steps:
-            shape_out = with_fitted_camera(self.shape, shape_out, roi, self.fit_steps)
+            shape_out = with_fit(self.shape, shape_out, roi, self.fit_steps)
             start = self._tick("fit", start)
         if self.mode in REFINE_MODES:
             refined, _ = self.refine({"x": refine_inputs(roi, shape_out.prior)})
@@ -280,6 +308,7 @@ class AmodalSegmenter:
         else:
             roi_amodal = shape_out.prior
         amodal = paste(roi_amodal, rois, height, width)
+        probabilities = amodal.half().cpu().numpy()  # steps 2-5 before any threshold (the occlusion order reads it)
         weigh = given is None and self.detector_amodal
         detector_probs = detections.extras.get("amodal_probs") if weigh else None
         if detector_probs is not None:  # the detector's amodal head weighed against steps 2-5
@@ -313,7 +342,8 @@ class AmodalSegmenter:
         return Instances(detections.boxes, detections.labels, detections.scores, detections.visible_masks,
                          amodal.cpu().numpy(),
                          extras={"meshes": meshes, "viewpoints": viewpoints, "prior_masks": prior_masks.cpu().numpy(),
-                                 "amodal_boxes": mask_boxes(amodal).cpu().numpy(), **canvas_extras})
+                                 "amodal_boxes": mask_boxes(amodal).cpu().numpy(), "amodal_probs": probabilities,
+                                 **canvas_extras})
 
     def predict_batch(self, images: list[np.ndarray]) -> list[Instances]:
         return [self.predict(image) for image in images]

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from amodal3d import CATEGORY_NAMES
+from amodal3d.categories import DEFAULT, Taxonomy
 from amodal3d.data.dataset import max_image_pixels, read_image
 from amodal3d.data.readers import segmentation_mask
-from amodal3d.data.schema import categories_are_ours, id_problem
+from amodal3d.data.schema import id_problem
 from amodal3d.errors import Amodal3dError, DataError, WeightsError
 from amodal3d.io import atomic_save_image, atomic_write_bytes, atomic_write_json
 from amodal3d.masks import encode_rle, mask_to_bbox, xywh_to_xyxy
+from amodal3d.occlusion import OcclusionPair, instance_order, occlusion_pairs
 from amodal3d.paths import check_output_dir, check_regular_file
 from amodal3d.structures import UNKNOWN_CATEGORY, GivenVisible
 from amodal3d.visualize import overlay
@@ -54,11 +55,12 @@ class VisibleEntry:
         return f"image {self.image_id} ({self.file_name!r})"
 
 
-def load_visible_json(path: str | Path) -> list[VisibleEntry]:
+def load_visible_json(path: str | Path, taxonomy: Taxonomy = DEFAULT) -> list[VisibleEntry]:
     """COCO JSON of visible masks -> one :class:`VisibleEntry` per image, in file order. Category ids
-    are kept when the file's ``categories`` name them as this project does (:func:`categories_are_ours`);
-    otherwise (COCO, KINS, class-agnostic, none) each becomes ``UNKNOWN_CATEGORY``, for step 1's crop
-    head to name. :func:`match_visible` pairs the entries with the input images."""
+    are kept when the file's ``categories`` name them as the model's ``taxonomy`` does
+    (:meth:`~amodal3d.categories.Taxonomy.names_ids_as`); otherwise (COCO, KINS, class-agnostic, none)
+    each becomes ``UNKNOWN_CATEGORY``, for step 1's crop head to name (or, for a model of one category,
+    class-agnostic, that category). :func:`match_visible` pairs the entries with the input images."""
     path = check_regular_file(path, "--visible")
     try:
         data = json.loads(path.read_bytes())
@@ -79,7 +81,9 @@ def load_visible_json(path: str | Path) -> list[VisibleEntry]:
         if image["id"] in entries:
             raise DataError(f"{path}: image id {image['id']} appears twice in 'images'")
         entries[image["id"]] = VisibleEntry(image["id"], name, [])
-    ours = categories_are_ours(data.get("categories"))
+    ours = taxonomy.names_ids_as(data.get("categories"))
+    # masks of another taxonomy: step 1 names them, unless the model knows one category (class-agnostic)
+    unnamed = taxonomy.ids[0] if len(taxonomy) == 1 else UNKNOWN_CATEGORY
     for k, ann in enumerate(data["annotations"]):
         if not isinstance(ann, dict):
             raise DataError(f"{path}: annotations[{k}] is not an object")
@@ -89,7 +93,7 @@ def load_visible_json(path: str | Path) -> list[VisibleEntry]:
         problem = id_problem(ann, "category_id") if ours and "category_id" in ann else None
         if problem:
             raise DataError(f"{path}: annotation {ann.get('id')}: {problem}")
-        entries[image_id].annotations.append(ann if ours else {**ann, "category_id": UNKNOWN_CATEGORY})
+        entries[image_id].annotations.append(ann if ours else {**ann, "category_id": unnamed})
     return list(entries.values())
 
 
@@ -124,7 +128,10 @@ def match_visible(entries: list[VisibleEntry], paths: list[Path], source: str | 
     return matched
 
 
-def given_from_annotations(anns: list[dict], height: int, width: int, source: str) -> GivenVisible:
+def given_from_annotations(anns: list[dict], height: int, width: int, source: str,
+                           taxonomy: Taxonomy = DEFAULT) -> GivenVisible:
+    """The visible masks of one image's ``--visible`` annotations, labelled in the model's ``taxonomy``
+    (a category id it lacks is a DataError; ``UNKNOWN_CATEGORY`` stays, for step 1 to name)."""
     masks = [segmentation_mask(ann.get("visible_segm", ann.get("segmentation")), height, width,
                                f"{source}: annotation {ann.get('id')}") for ann in anns]
     visible = np.stack(masks) if masks else np.zeros((0, height, width), bool)
@@ -136,6 +143,11 @@ def given_from_annotations(anns: list[dict], height: int, width: int, source: st
             raise DataError(f"{source}: annotation {ann.get('id')}: category_id must be a whole number, "
                             f"got {category!r}")
         labels.append(int(category))
+    unknown = sorted({c for c in labels if c != UNKNOWN_CATEGORY and c not in taxonomy.ids})
+    if unknown:
+        raise DataError(f"{source}: given visible masks: category id(s) {unknown} unknown to this model (its "
+                        f"{taxonomy.describe()})")
+    labels = [c if c == UNKNOWN_CATEGORY else taxonomy.label_of(c) for c in labels]
     return GivenVisible(visible, np.array(labels, np.int64), boxes)
 
 
@@ -202,25 +214,39 @@ def _failure(path: Path, error: BaseException) -> str:
     return message if message.startswith(str(path)) else f"{path}: {message}"
 
 
-def category_name(category: int) -> str:
-    return CATEGORY_NAMES[category - 1] if 0 < category <= len(CATEGORY_NAMES) else str(category)
+def category_name(label: int, taxonomy: Taxonomy = DEFAULT) -> str:
+    """The name of a model label (1-based) in ``taxonomy``; the number itself outside it."""
+    return taxonomy.name_of(label)
 
 
-def _label(category: int, score: float) -> str:
-    return f"{category_name(category)} {score:.2f}"
+def category_id(label: int, taxonomy: Taxonomy = DEFAULT) -> int:
+    """The dataset category id of a model label (1-based) in ``taxonomy``; the number itself outside it."""
+    return taxonomy.id_of(label) if 1 <= int(label) <= len(taxonomy) else int(label)
 
 
-def result_entries(instances, image_id: int, file_name: str) -> list[dict]:
-    """The COCO results entries (``results.json``) of one image's :class:`Instances`; with the masks
-    continued past the border (``canvas_margin``), also ``amodal_canvas``, ``canvas_offset`` (x, y)
-    and ``canvas_size`` (h, w)."""
+def _label(category: int, score: float, taxonomy: Taxonomy = DEFAULT) -> str:
+    return f"{category_name(category, taxonomy)} {score:.2f}"
+
+
+def result_entries(instances, image_id: int, file_name: str, taxonomy: Taxonomy = DEFAULT, *,
+                   pairs: list[OcclusionPair] | None = None) -> list[dict]:
+    """The COCO results entries (``results.json``) of one image's :class:`Instances`, each label as its
+    category id in the model's ``taxonomy``, with the occlusion order (``instance``, ``depth_layer``,
+    ``occlusion_order``: :func:`amodal3d.occlusion.instance_order` of ``pairs``, computed from the masks
+    when not given); with the masks continued past the border (``canvas_margin``), also
+    ``amodal_canvas``, ``canvas_offset`` (x, y) and ``canvas_size`` (h, w)."""
+    if pairs is None:
+        pairs = occlusion_pairs(instances.visible_masks, instances.amodal_masks,
+                                soft=instances.extras.get("amodal_probs"))
+    order = instance_order(len(instances.labels), pairs)
     entries = []
     for k in range(len(instances.labels)):
         amodal, visible = instances.amodal_masks[k], instances.visible_masks[k]
-        entries.append({"image_id": image_id, "file_name": file_name, "category_id": int(instances.labels[k]),
+        entries.append({"image_id": image_id, "file_name": file_name,
+                        "category_id": category_id(int(instances.labels[k]), taxonomy),
                         "score": round(float(instances.scores[k]), 5), "bbox": mask_to_bbox(amodal),
                         "segmentation": encode_rle(amodal), "visible_segmentation": encode_rle(visible),
-                        "viewpoint": instances.extras["viewpoints"][k]})
+                        "viewpoint": instances.extras["viewpoints"][k], **order[k]})
         if "amodal_canvas" in instances.extras:
             canvas = instances.extras["amodal_canvas"][k]
             top, left = instances.extras["canvas_offset"]
@@ -248,7 +274,7 @@ def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", opti
     on its own: a failure is recorded in ``failed`` ((path, one-line reason)) and the next image runs.
     ``results.json`` (the images that succeeded) is written even when the run stops part-way.
     Returns {"images": succeeded, "instances": results written, "failed": [(path, reason)]}."""
-    from amodal3d.pipeline import AmodalSegmenter, PipelineOptions
+    from amodal3d.pipeline import AmodalSegmenter, PipelineOptions, pipeline_taxonomy
 
     options = (options if options is not None else PipelineOptions()).replace(**changes)
     if meshes not in MESH_FORMATS:
@@ -263,7 +289,9 @@ def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", opti
         check_regular_file(visible_json, "--visible")
     names = output_names(paths)
     check_outputs(out, paths, names, overlays, meshes, visible_json)
-    given_entries = match_visible(load_visible_json(visible_json), paths, visible_json) if visible_json else None
+    taxonomy = pipeline_taxonomy(weights)  # the model's categories: read from its JSON, before any tensor
+    given_entries = match_visible(load_visible_json(visible_json, taxonomy), paths, visible_json) \
+        if visible_json else None
 
     segmenter = AmodalSegmenter.from_pretrained(weights, options)
     if given_entries is None and segmenter.detector is None:
@@ -287,14 +315,14 @@ def predict_files(paths: list[Path], out: Path, weights: str = "cpu-small", opti
                         raise DataError(f"{path}: no entry in {visible_json} (no file_name is a path suffix "
                                         f"of it)")
                     given = given_from_annotations(given_entries[image_id - 1].annotations, *image.shape[:2],
-                                                   str(visible_json))
+                                                   str(visible_json), taxonomy)
                 instances = segmenter.predict(image, given)
-                entries = result_entries(instances, image_id, str(path))
+                entries = result_entries(instances, image_id, str(path), taxonomy)
                 if meshes != "none":
                     for k, (verts, faces) in enumerate(instances.extras["meshes"]):
                         atomic_write_bytes(out / "meshes" / f"{name}_{k}.{meshes}", mesh_bytes(verts, faces, meshes))
                 if overlays:
-                    labels = [_label(int(c), float(s)) for c, s in zip(instances.labels, instances.scores)]
+                    labels = [_label(int(c), float(s), taxonomy) for c, s in zip(instances.labels, instances.scores)]
                     atomic_save_image(overlay(image, instances.visible_masks, instances.amodal_masks, labels),
                                       out / "overlays" / f"{name}.png")
             except Exception as error:  # any failure of one image (MemoryError too): named, the next runs

@@ -14,6 +14,10 @@ import numpy as np
 
 UNKNOWN_CATEGORY = 0  # a given visible mask whose category is none of this model's
 
+# Labels are a model's: 1-based places in its taxonomy (amodal3d.categories.Taxonomy; for the 13 default
+# categories, label = category id). Datasets' and outputs' category ids are mapped to and from them at
+# the boundary (the dataset reader, the evaluation harness, predict's results).
+
 
 @dataclass(frozen=True)
 class GivenVisible:
@@ -21,7 +25,7 @@ class GivenVisible:
     :data:`UNKNOWN_CATEGORY` asks the predictor to name the instance itself (step 1's crop head)."""
 
     visible_masks: np.ndarray   # (N, H, W) bool
-    labels: np.ndarray          # (N,) int64 category ids, or UNKNOWN_CATEGORY
+    labels: np.ndarray          # (N,) int64 model labels, or UNKNOWN_CATEGORY
     boxes: np.ndarray           # (N, 4) float32 xyxy pixels, boxes of the visible masks
 
 
@@ -30,7 +34,7 @@ class Instances:
     """Predicted instances of one image (H x W). Scores in [0, 1], sorted high to low."""
 
     boxes: np.ndarray           # (N, 4) float32 xyxy pixels
-    labels: np.ndarray          # (N,) int64 category ids
+    labels: np.ndarray          # (N,) int64 model labels (1..N of the predictor's taxonomy)
     scores: np.ndarray          # (N,) float32
     visible_masks: np.ndarray   # (N, H, W) bool
     amodal_masks: np.ndarray    # (N, H, W) bool

@@ -97,3 +97,16 @@ def device(text: str) -> str:
         raise argparse.ArgumentTypeError(re.sub(r"^--device \S*: ", "", str(error))) from None
     except (RuntimeError, ValueError) as error:  # e.g. 'cuda:x'
         raise argparse.ArgumentTypeError(f"not a device: {text!r} ({error})") from None
+
+
+def add_checkpoint_flags(parser) -> None:
+    """``--init-backbone`` / ``--init-detector``: torchvision checkpoint files a detector starts from (one of
+    them; ``amodal3d.models.pretrained`` reads them)."""
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--init-backbone", default=None, metavar="CHECKPOINT",
+                       help="start the detector's backbone from torchvision's ImageNet ResNet-50 or MobileNetV3-Large "
+                            "checkpoint (.pth, read with weights_only, or .safetensors); ignored on resume")
+    start.add_argument("--init-detector", default=None, metavar="CHECKPOINT",
+                       help="start the detector from torchvision's COCO Mask R-CNN checkpoint (whole with the "
+                            "r50-fpn-torchvision preset, detector_r50_fpn_coco.yaml); tensors of another shape are "
+                            "re-initialised and listed, class rows mapped by name; ignored on resume")

@@ -164,13 +164,12 @@ def cmd_show(args) -> int:
 
     out = check_output_file(args.out, split_paths(args.data, args.split))
     dataset = AmodalDataset(args.data, args.split)
-    names = {c["id"]: str(c.get("name", c["id"])) for c in dataset.categories}
     tiles = []
     for i in range(min(args.n, len(dataset))):
         image, target = dataset[i]
         array = (image.permute(1, 2, 0).numpy() * 255).astype("uint8")
         tiles.append(overlay(array, target["visible_masks"].bool().numpy(), target["amodal_masks"].bool().numpy(),
-                             [names.get(int(c), str(int(c))) for c in target["labels"]]))
+                             [dataset.taxonomy.name_of(int(c)) for c in target["labels"]]))
     if not tiles:
         raise DataError(f"{args.data}: split {args.split} has no images")
     grid(tiles, min(args.columns, len(tiles)), out)

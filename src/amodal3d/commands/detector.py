@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 
-from amodal3d.commands.arguments import non_negative_int, positive_float, positive_int, seed
+from amodal3d.commands.arguments import add_checkpoint_flags, non_negative_int, positive_float, positive_int, seed
 from amodal3d.configs import CONFIG_DIR
+from amodal3d.errors import Amodal3dError
 from amodal3d.paths import check_output_dir
 
 
@@ -30,6 +31,7 @@ def register(sub, train_sub) -> None:
                     "OUT/model.json, OUT/log.jsonl, OUT/config.yaml and OUT/checkpoint.pt.")
     p.add_argument("--config", required=True, help="experiment YAML, e.g. src/amodal3d/configs/detector_cpu_small.yaml")
     add_training_flags(p)
+    add_checkpoint_flags(p)
     p.set_defaults(handler=cmd_train_detector)
 
     p = train_sub.add_parser(
@@ -63,6 +65,31 @@ def add_training_flags(p) -> None:
                         "shared machine use 1: OpenMP threads that spin-wait slow training down many times "
                         "over when another process is busy (OMP_WAIT_POLICY defaults to PASSIVE here)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_category_flags(p)
+
+
+def add_category_flags(p) -> None:
+    """``--class-agnostic`` and ``--category-map``: which categories a training run learns
+    (docs/custom-data.md)."""
+    p.add_argument("--class-agnostic", action="store_true",
+                   help="train one category, 'object', whatever the dataset's categories")
+    p.add_argument("--category-map", default=None, metavar="FILE",
+                   help="JSON {\"dataset name\": \"name\" or null}: rename, merge or (null) leave out the "
+                        "dataset's categories; needed when --init weights have other categories")
+
+
+def training_labels(args, split: str = "train"):
+    """The :class:`~amodal3d.categories.Relabel` that ``--class-agnostic`` / ``--category-map`` ask for,
+    checked against ``--init``; None without them (the dataset's own categories)."""
+    if not args.class_agnostic and args.category_map is None:
+        return None
+    from amodal3d.paths import check_regular_file
+    from amodal3d.train_all import training_categories
+
+    if args.category_map is not None:
+        check_regular_file(args.category_map, "--category-map")
+    init = getattr(args, "init", None)
+    return training_categories(args.data, split, [init], args.class_agnostic, args.category_map)
 
 
 def training_overrides(args) -> dict:
@@ -96,10 +123,14 @@ def cmd_train_detector(args) -> int:
     from amodal3d.engine.distributed import cleanup_distributed
     from amodal3d.models.detector_train import DetectorExperiment, train_detector
 
+    if args.init is not None and (args.init_backbone or args.init_detector):
+        flag = "--init-backbone" if args.init_backbone else "--init-detector"
+        raise Amodal3dError(f"{flag}: give either --init (trained amodal3d weights) or {flag}, not both")
     experiment = prepare_training(args, DetectorExperiment)
     try:
         path = train_detector(experiment, args.data, args.out, device=args.device, progress=not args.quiet,
-                              init=args.init)
+                              init=args.init, init_backbone=args.init_backbone, init_detector=args.init_detector,
+                              relabel=training_labels(args, experiment.split))
     finally:
         cleanup_distributed()
     if path is not None and int(os.environ.get("RANK", 0)) == 0:
@@ -112,5 +143,5 @@ def cmd_train_crop_head(args) -> int:
 
     experiment = prepare_training(args, CropHeadExperiment)
     print(train_crop_head(args.data, args.out, experiment, device=args.device, progress=not args.quiet,
-                          init=args.init))
+                          init=args.init, relabel=training_labels(args)))
     return 0

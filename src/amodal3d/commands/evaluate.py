@@ -38,6 +38,9 @@ def register(sub, train_sub) -> None:
                    help="masks whose IoU matches ground truth to predictions (end-to-end)")
     p.add_argument("--match-categories", action="store_true",
                    help="matching also requires equal categories (otherwise class-agnostic)")
+    p.add_argument("--category-map", default=None, metavar="FILE",
+                   help="JSON {\"dataset name\": \"model name\" or null}: read the split's categories as the "
+                        "model's (needed when they are another taxonomy and you want per-category scores)")
     p.add_argument("--json", required=True, metavar="OUT", help="results JSON to write")
     p.add_argument("--markdown", default=None, metavar="OUT.md", help="also write a one-row Markdown table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -92,12 +95,18 @@ def cmd_evaluate(args) -> int:
     from amodal3d.methods import build_predictor
 
     json_out, markdown_out = check_outputs(args)
+    category_map = None
+    if args.category_map is not None:
+        from amodal3d.categories import load_category_map
+
+        category_map = load_category_map(args.category_map)
     threshold = EVAL_SCORE_THRESHOLD if args.score_threshold is None else args.score_threshold
     predictor = build_predictor(args.method, weights=args.weights, device=args.device,
                                 crop_head=not args.no_crop_head, score_threshold=threshold,
                                 mirrored_detections=not args.single_view)
     result = evaluate(predictor, args.data, args.split, protocol=args.protocol, limit=args.limit,
-                      progress=not args.quiet, match_on=args.match_on, match_categories=args.match_categories)
+                      progress=not args.quiet, match_on=args.match_on, match_categories=args.match_categories,
+                      category_map=category_map, map_source=args.category_map or "--category-map")
     result["method"] = args.method
     result["score_threshold"] = threshold
     atomic_write_json(json_out, result, indent=2)

@@ -7,7 +7,7 @@ import glob
 import os
 from pathlib import Path
 
-from amodal3d.commands.arguments import int_range, non_negative_int, positive_int, probability
+from amodal3d.commands.arguments import add_checkpoint_flags, int_range, non_negative_int, positive_int, probability
 from amodal3d.commands.detector import add_training_flags
 from amodal3d.configs import CONFIG_DIR, SHIPPED
 from amodal3d.errors import Amodal3dError, DataError
@@ -87,6 +87,14 @@ def register(sub, train_sub) -> None:
                    help="one more shape round started from the shape config's weights ('none': skip)")
     p.add_argument("--refine-config", default=DEFAULT_CONFIGS["refine_config"],
                    help="step 5, trained with the prior and without it (a3d-no-prior)")
+    p.add_argument("--max-iters", type=positive_int, default=None, metavar="N",
+                   help="cap the iterations of every round of every stage at N (a smoke run)")
+    p.add_argument("--class-agnostic", action="store_true",
+                   help="train one category, 'object' (one shape template), whatever the dataset's categories")
+    p.add_argument("--category-map", default=None, metavar="FILE",
+                   help="JSON {\"dataset name\": \"name\" or null}: rename, merge or (null) leave out the "
+                        "dataset's categories; needed when weights a config starts from have other categories")
+    add_checkpoint_flags(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=cmd_train_all)
@@ -153,7 +161,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_train_refine(args) -> int:
-    from amodal3d.commands.detector import prepare_training
+    from amodal3d.commands.detector import prepare_training, training_labels
     from amodal3d.models.refine_train import RefineExperiment, train_refine, without_prior
 
     if args.config is not None:
@@ -163,7 +171,8 @@ def cmd_train_refine(args) -> int:
     if args.no_prior:
         experiment = without_prior(experiment)
     print(train_refine(args.data, args.out, args.shape_weights, experiment, device=args.device,
-                       limit_images=args.limit_images, progress=not args.quiet, init=args.init))
+                       limit_images=args.limit_images, progress=not args.quiet, init=args.init,
+                       relabel=training_labels(args)))
     return 0
 
 
@@ -185,7 +194,13 @@ def cmd_train_all(args) -> int:
             raise Amodal3dError(f"{flag}: config file {path} not found from {os.getcwd()}{hint}; pass its path "
                                 f"with {flag}")
         check_regular_file(path, flag)
+    for flag, path in (("--category-map", args.category_map), ("--init-backbone", args.init_backbone),
+                       ("--init-detector", args.init_detector)):
+        if path is not None:
+            check_regular_file(path, flag)
     print(train_all(args.data, args.out, args.detector_config, args.shape_config, args.refine_config,
                     args.device, progress=not args.quiet, shape_finetune_config=optional(args.shape_finetune_config),
-                    crop_head_config=optional(args.crop_head_config)))
+                    crop_head_config=optional(args.crop_head_config), max_iters=args.max_iters,
+                    class_agnostic=args.class_agnostic, category_map=args.category_map,
+                    init_backbone=args.init_backbone, init_detector=args.init_detector))
     return 0

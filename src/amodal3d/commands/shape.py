@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from amodal3d.commands.arguments import non_negative_int, positive_int, seed, split_name
+from amodal3d.commands.detector import add_category_flags, training_labels
 
 
 def register(sub, train_sub) -> None:
@@ -24,6 +25,7 @@ def register(sub, train_sub) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=seed, default=None)
     p.add_argument("--quiet", action="store_true")
+    add_category_flags(p)
     p.set_defaults(handler=cmd_train_shape)
 
     p = sub.add_parser("export-mesh", help="reconstruct one instance of a dataset and write its mesh (OBJ/GLB)")
@@ -40,7 +42,7 @@ def cmd_train_shape(args) -> int:
     from amodal3d.paths import check_output_dir
 
     check_output_dir(args.out, inputs=[args.data])
-    train_shape_from_args(args)
+    train_shape_from_args(args, training_labels(args, args.split))
     return 0
 
 

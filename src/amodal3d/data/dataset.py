@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from amodal3d.categories import Relabel, Taxonomy, identity
 from amodal3d.data.schema import entry_name, id_problem, image_size_problem, is_id
 from amodal3d.errors import Amodal3dError, DataError
 from amodal3d.masks import decode_rle, mask_to_bbox, rle_problems, xywh_to_xyxy
@@ -285,10 +287,16 @@ class AmodalDataset(torch.utils.data.Dataset):
     ``amodal_masks``, ``visible_masks``, ``occluder_masks`` (N, H, W) uint8, ``amodal_boxes`` and
     ``visible_boxes`` (N, 4), ``viewpoint`` (N, 3) float32 (azimuth, elevation, distance; NaN where
     unknown), ``occlude_rate`` (N,), ``image_id`` int, ``area`` (N,), ``iscrowd`` (N,) int64.
+
+    ``labels`` are the model's contiguous labels 1..N, not category ids: ``relabel`` (default: the file's
+    own ``categories``, label k = its k-th category, so ids 1..13 of generated data stay 1..13) says how
+    each category id becomes a label of the model's taxonomy (``self.taxonomy``); annotations of a
+    category it leaves out (label 0) are dropped. ``self.source_taxonomy`` is the file's own.
     """
 
     def __init__(self, root: str | Path, split: str, target_masks: str = "visible",
-                 annotation_file: str | Path | None = None, image_dir: str | Path | None = None):
+                 annotation_file: str | Path | None = None, image_dir: str | Path | None = None,
+                 relabel: Relabel | None = None):
         if target_masks not in ("visible", "amodal"):
             raise ValueError(f"target_masks must be 'visible' or 'amodal', not {target_masks!r}")
         default_ann, default_images = split_paths(root, split)
@@ -299,9 +307,29 @@ class AmodalDataset(torch.utils.data.Dataset):
         self.data = load_annotation_file(self.annotation_file, checks="ids")
         self.images = self.data["images"]
         self.categories = self.data["categories"]
+        self.source_taxonomy = Taxonomy.from_coco(self.categories, f"{self.annotation_file}: categories")
+        self._index(relabel if relabel is not None else identity(self.source_taxonomy))
+
+    def _index(self, relabel: Relabel) -> None:
+        """Labels of ``relabel`` and the annotations it keeps, by image."""
+        self.relabel = relabel
+        self.taxonomy = relabel.taxonomy
+        self.labels = relabel.label_table()  # category id -> label (0: left out)
         self.by_image: dict[int, list[dict]] = defaultdict(list)
         for ann in self.data["annotations"]:
-            self.by_image[ann["image_id"]].append(ann)
+            label = self.labels.get(ann["category_id"])
+            if label is None:
+                raise DataError(f"{self.annotation_file}: {entry_name('annotation', ann)}: category_id "
+                                f"{ann['category_id']} is not one of the file's categories "
+                                f"({self.source_taxonomy.describe()})")
+            if label:
+                self.by_image[ann["image_id"]].append(ann)
+
+    def relabelled(self, relabel: Relabel) -> AmodalDataset:
+        """This dataset with the labels of ``relabel`` (the file is not read again)."""
+        other = copy.copy(self)
+        other._index(relabel)
+        return other
 
     def __len__(self) -> int:
         return len(self.images)
@@ -334,7 +362,7 @@ class AmodalDataset(torch.utils.data.Dataset):
                      if "viewpoint" in a else [float("nan")] * 3 for a in anns]
         target = {
             "image_id": int(info["id"]),
-            "labels": torch.tensor([a["category_id"] for a in anns], dtype=torch.int64),
+            "labels": torch.tensor([self.labels[a["category_id"]] for a in anns], dtype=torch.int64),
             "amodal_masks": masks("amodal_segm"),
             "visible_masks": masks("visible_segm"),
             "occluder_masks": masks("occluder_segm"),

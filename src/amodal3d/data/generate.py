@@ -240,7 +240,7 @@ def check_out(config: GenerateConfig, source: MeshSource) -> None:
         raise DataError(f"--out: {out} lies inside the --shapes folder {mesh_root}: refused (give another --out)")
     if mesh_root is not None and config.save_meshes and lies_inside(mesh_root, out / "meshes"):
         raise DataError(f"--shapes: {mesh_root} lies inside {out / 'meshes'}, where --save-meshes writes: refused")
-    empty = [s for s in config.splits if not any(source.mesh_ids(c, s) for c in source.categories)]
+    empty = [s for s in config.splits if not source.categories_in(s)]
     if empty:
         raise MeshError(f"{config.shapes}: no meshes in split(s) {', '.join(empty)} (a mesh's split is a hash of "
                         f"its path: train 80 %, val 5 %, test 15 %; --shapes-split SPLIT puts every mesh in SPLIT)")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from amodal3d.categories import Relabel
 from amodal3d.data.dataset import AmodalDataset, split_paths
 from amodal3d.io import atomic_write_bytes
 from amodal3d.roi import crop, roi_inputs
@@ -72,22 +73,27 @@ def compute_rois(dataset: AmodalDataset, size: int, enlarge: float, progress: bo
 
 class InstanceRois(torch.utils.data.Dataset):
     """Cached instance ROIs of one split. ``dataset[i] -> (inputs, targets)`` with ``inputs`` a dict
-    ``{"roi": (6, S, S) float, "labels": () int64}`` and ``targets`` ``{"amodal": (S, S) float}``."""
+    ``{"roi": (6, S, S) float, "labels": () int64}`` and ``targets`` ``{"amodal": (S, S) float}``.
+    ``labels`` are the model's labels (:class:`AmodalDataset`'s ``relabel``; default: the file's own
+    categories in order)."""
 
     def __init__(self, root: str | Path, split: str, size: int = 64, enlarge: float = 2.0,
-                 progress: bool = True, limit_images: int | None = None, cache_dir: str | Path | None = None):
+                 progress: bool = True, limit_images: int | None = None, cache_dir: str | Path | None = None,
+                 relabel: Relabel | None = None):
         root = Path(root)
         cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         key = annotation_key(root, split) if cache_dir is not None else None
         path = None  # self.path: the cache file, None when not cached
         if key is not None:
             name = f"rois_{split}_{size}_{enlarge:g}" + (f"_first{limit_images}" if limit_images else "")
+            if relabel is not None and not relabel.is_identity():  # labels of another taxonomy: a cache of their own
+                name += f"_labels{relabel.digest()}"
             path = cache_dir / f"{name}_{key}.npz"
         if path is not None and path.is_file():
             with np.load(path) as data:
                 self.arrays = {k: data[k] for k in data.files}
         else:
-            dataset = AmodalDataset(root, split)
+            dataset = AmodalDataset(root, split, relabel=relabel)
             if limit_images:
                 dataset.images = dataset.images[:limit_images]
             self.arrays = compute_rois(dataset, size, enlarge, progress)

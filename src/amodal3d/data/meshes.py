@@ -122,6 +122,7 @@ class MeshSource:
     pool: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PROCEDURAL_POOL))
     _cache: dict[str, trimesh.Trimesh] = field(default_factory=dict, repr=False)
     _broken: set[str] = field(default_factory=set, repr=False)
+    _split_ids: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -130,11 +131,23 @@ class MeshSource:
         return tuple(c for c in CATEGORY_NAMES if self.files.get(c))
 
     def mesh_ids(self, category: str, split: str) -> list[str]:
+        """The meshes of ``category`` in ``split``, less those found broken so far."""
         if self.kind == "procedural":
             count = self.pool.get(split, DEFAULT_PROCEDURAL_POOL["test"])
             return [f"procedural/{category}/{split}/{i:04d}" for i in range(count)]
-        ids = [str(p.relative_to(self.root)) for p in self.files.get(category, [])]
-        return [i for i in ids if (self.only_split or _split_of(i)) == split and i not in self._broken]
+        if (category, split) not in self._split_ids:  # hashing every path of a ShapeNet root once
+            ids = [str(p.relative_to(self.root)) for p in self.files.get(category, [])]
+            self._split_ids[category, split] = [i for i in ids if (self.only_split or _split_of(i)) == split]
+        return [i for i in self._split_ids[category, split] if i not in self._broken]
+
+    def categories_in(self, split: str) -> tuple[str, ...]:
+        """The categories with at least one mesh in ``split`` (not found broken so far), in
+        :data:`CATEGORY_NAMES` order: a small collection may lack some categories in a split."""
+        return tuple(c for c in self.categories if self.mesh_ids(c, split))
+
+    def describe(self) -> str:
+        """The source for messages: its folder, or ``the procedural meshes``."""
+        return "the procedural meshes" if self.kind == "procedural" else str(self.root)
 
     def load(self, mesh_id: str) -> trimesh.Trimesh:
         """The normalised mesh of ``mesh_id`` (cached). Raises :class:`MeshError` for a broken file."""

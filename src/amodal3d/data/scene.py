@@ -29,6 +29,8 @@ from amodal3d.geometry import (
 )
 from amodal3d.masks import encode_rle, mask_to_bbox
 
+SCENE_DRAWS = 20  # draws of a scene that loses every object before its split is given up
+
 
 @dataclass(frozen=True)
 class SceneConfig:
@@ -115,14 +117,18 @@ def _candidate_position(rng: np.random.Generator, placed: list[PlacedObject], sc
 def sample_placements(rng: np.random.Generator, source: MeshSource, split: str, config: SceneConfig,
                       K: np.ndarray, attempts: int = 20) -> list[PlacedObject]:
     """Draw ``min_objects..max_objects`` objects whose projections overlap (see
-    :func:`_candidate_position`); an object that finds no free place in ``attempts`` draws is skipped."""
+    :func:`_candidate_position`), each of a category that has meshes in ``split``; an object that finds
+    no free place in ``attempts`` draws is skipped. Raises :class:`MeshError` naming the split when it
+    has no mesh (left) that loads."""
+    categories = source.categories_in(split)
+    if not categories:
+        raise MeshError(f"no mesh could be placed for split {split!r}: {source.describe()} has no mesh in it "
+                        "that loads")
     world_to_cam = _camera_rotation(rng.uniform(*config.camera_pitch_deg))
     placed: list[PlacedObject] = []
     for _ in range(int(rng.integers(config.min_objects, config.max_objects + 1))):
-        category = source.categories[int(rng.integers(len(source.categories)))]
+        category = categories[int(rng.integers(len(categories)))]
         ids = source.mesh_ids(category, split)
-        if not ids:
-            continue
         mesh_id = ids[int(rng.integers(len(ids)))]
         scale = rng.uniform(*config.scale_range)
         yaw = rng.uniform(0.0, 360.0)
@@ -231,27 +237,42 @@ def _load_placed(source: MeshSource, placed: list[PlacedObject]) -> tuple[list, 
     return kept, meshes
 
 
-def render_scene(rng: np.random.Generator, source: MeshSource, split: str,
-                 config: SceneConfig) -> RenderedScene:
-    """Sample, ray cast and shade one scene. Instances less than ``min_visible_fraction`` visible are
-    removed from the 3D scene and it is cast again, so that the union of the visible masks equals
-    the union of the amodal masks exactly."""
-    K = intrinsics(focal_from_fov(config.fov_deg, config.size), config.size, config.size).numpy()
-    placed, meshes = _load_placed(source, sample_placements(rng, source, split, config, K))
-    while True:
+def _cast_kept(placed: list[PlacedObject], meshes: list[trimesh.Trimesh], K: np.ndarray,
+               config: SceneConfig) -> tuple | None:
+    """Ray cast the objects, removing those less than ``min_visible_fraction`` visible and casting
+    again until every one is kept: (placed, meshes, camera-frame meshes, cast, visible masks (N, H, W)),
+    or None when none is left."""
+    while placed:
         cam_meshes = [trimesh.Trimesh(p.vertices_cam(m), m.faces, process=False)
                       for p, m in zip(placed, meshes)]
-        if not cam_meshes:
-            raise MeshError(f"no mesh could be placed for split {split!r}: the mesh source has none")
         result = raycast_scene(cam_meshes, K, config.size, config.size)
         visible = result.instance[None] == np.arange(len(placed))[:, None, None]
         amodal_area = result.amodal.sum(axis=(1, 2))
         fraction = visible.sum(axis=(1, 2)) / np.maximum(amodal_area, 1)
         keep = (fraction >= config.min_visible_fraction) & (amodal_area > 0)
         if keep.all():
-            break
+            return placed, meshes, cam_meshes, result, visible
         placed = [p for p, k in zip(placed, keep) if k]
         meshes = [m for m, k in zip(meshes, keep) if k]
+    return None
+
+
+def render_scene(rng: np.random.Generator, source: MeshSource, split: str,
+                 config: SceneConfig) -> RenderedScene:
+    """Sample, ray cast and shade one scene. Instances less than ``min_visible_fraction`` visible are
+    removed from the 3D scene and it is cast again, so that the union of the visible masks equals
+    the union of the amodal masks exactly. A scene that loses every object (broken meshes, nothing
+    visible enough) is drawn again from the same stream, up to :data:`SCENE_DRAWS` times; then
+    :class:`MeshError` names the split."""
+    K = intrinsics(focal_from_fov(config.fov_deg, config.size), config.size, config.size).numpy()
+    for _ in range(SCENE_DRAWS):
+        cast = _cast_kept(*_load_placed(source, sample_placements(rng, source, split, config, K)), K, config)
+        if cast is not None:
+            break
+    else:
+        raise MeshError(f"no mesh could be placed for split {split!r}: {SCENE_DRAWS} draws of a scene left no "
+                        f"object visible ({source.describe()})")
+    placed, meshes, cam_meshes, result, visible = cast
     image = shade(result, meshes, rng, config)
 
     order = np.argsort([p.translation[2] for p in placed], kind="stable")

@@ -3,9 +3,11 @@
 Loading never unpickles: a file that is not safetensors (a ``torch.save`` zip, a raw pickle, anything
 else) is refused with a :class:`~amodal3d.errors.WeightsError`, and so are tensors holding NaN or inf
 (what a diverged training run leaves): neither written by :func:`save_weights` nor read back. The JSON holds
-``{"format": "amodal3d-weights", "version": 1, "kind": KIND, "config": {...}, "config_sha256": ...}``
-and the safetensors metadata repeats ``kind`` and ``config_sha256``, so a JSON that belongs to other
-weights is detected.
+``{"format": "amodal3d-weights", "version": 1, "kind": KIND, "config": {...}, "config_sha256": ...,
+"categories": [{"id", "name"}, ...]}`` and the safetensors metadata repeats ``kind`` and
+``config_sha256``, so a JSON that belongs to other weights is detected. ``categories`` is the model's
+taxonomy (label k = the k-th entry, :class:`amodal3d.categories.Taxonomy`); weights without it (the
+shipped ones, older runs) are of the 13 default categories (:func:`load_taxonomy`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from amodal3d.categories import DEFAULT, Relabel, Taxonomy, identity, relabel
 from amodal3d.engine.config import from_dict
 from amodal3d.errors import Amodal3dError, WeightsError
 from amodal3d.io import atomic_write_bytes, atomic_write_json
@@ -46,11 +49,13 @@ def weight_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def save_weights(path: str | Path, state: dict[str, torch.Tensor], kind: str, config: dict,
-                 dtype: torch.dtype | None = None, extra: dict | None = None) -> tuple[Path, Path]:
+                 dtype: torch.dtype | None = None, extra: dict | None = None,
+                 taxonomy: Taxonomy | None = None) -> tuple[Path, Path]:
     """Write ``state`` (name -> tensor) as safetensors and ``config`` as JSON, both atomically.
 
     ``dtype`` (e.g. ``torch.float16``) casts floating tensors; integer buffers keep their dtype.
-    ``extra`` (JSON-ready, e.g. category names) is stored in the JSON outside the checked config."""
+    ``extra`` (JSON-ready, e.g. training notes) is stored in the JSON outside the checked config, and so
+    is ``taxonomy`` (the model's categories, ``categories``)."""
     tensor_path, json_path = weight_paths(path)
     digest = config_digest(config)
     tensors = {}
@@ -67,10 +72,69 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor], kind: str, co
     data = st_save(tensors, metadata={"format": FORMAT, "kind": kind, "config_sha256": digest})
     atomic_write_bytes(tensor_path, data)
     info = {"format": FORMAT, "version": VERSION, "kind": kind, "config": config, "config_sha256": digest}
+    if taxonomy is not None:
+        info["categories"] = taxonomy.to_json()
     if extra:
         info["extra"] = extra
     atomic_write_json(json_path, info, indent=2)
     return tensor_path, json_path
+
+
+def record_taxonomy(path: str | Path, taxonomy: Taxonomy) -> Path:
+    """Record ``taxonomy`` in the JSON of saved weights (``categories``; outside the checked config, so
+    the tensors and the config digest stay as they are). Returns the JSON path."""
+    _, json_path = _tensor_and_json(path)
+    info = _read_info(json_path)
+    info["categories"] = taxonomy.to_json()
+    atomic_write_json(json_path, info, indent=2)
+    return json_path
+
+
+def load_taxonomy(path: str | Path) -> Taxonomy:
+    """The taxonomy of saved weights: their JSON's ``categories`` (or, in detector files written before it,
+    ``extra.categories``); weights recording none are of the 13 default categories
+    (:data:`amodal3d.categories.DEFAULT`). WeightsError for a malformed list."""
+    _, json_path = _tensor_and_json(path)
+    info = _read_info(json_path)
+    categories = info.get("categories")
+    if categories is None and isinstance(info.get("extra"), dict) and info["extra"].get("categories"):
+        categories = info["extra"]["categories"]
+    if categories is None:
+        return DEFAULT
+    try:
+        return Taxonomy.from_json(categories, f"{json_path}: categories")
+    except Amodal3dError as error:
+        raise WeightsError(str(error)) from None
+
+
+def training_relabel(dataset, init: str | Path | None = None, given: Relabel | None = None) -> Relabel:
+    """The labels a training run on ``dataset`` (an :class:`~amodal3d.data.dataset.AmodalDataset`) uses:
+    ``given`` (e.g. ``train all``'s ``--class-agnostic`` / ``--category-map``), else the dataset's own
+    categories. Weights to start from (``init``) must be of that taxonomy: a DataError naming both
+    otherwise (never a silent remap)."""
+    if given is None:
+        if init is None:
+            return identity(dataset.source_taxonomy)
+        return relabel(dataset.source_taxonomy, model=load_taxonomy(init), dataset_source=dataset.annotation_file,
+                       model_source=f"the --init weights {init}")
+    if init is not None and not load_taxonomy(init).same_as(given.taxonomy):
+        raise WeightsError(f"{init}: its categories ({load_taxonomy(init).describe()}) are not the training "
+                           f"run's ({given.taxonomy.describe()}); give weights of the same categories")
+    return given
+
+
+def _read_info(json_path: Path, beside: str | None = None) -> dict:
+    """The JSON beside weights (the tensor file ``beside``), checked to be an amodal3d weights config."""
+    if not json_path.exists():
+        raise WeightsError(f"{json_path}: config file not found" + (f" (needed beside {beside})" if beside else ""))
+    _regular_file(json_path, "config file")
+    try:
+        info = json.loads(json_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WeightsError(f"{json_path}: malformed JSON ({error})") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT or not isinstance(info.get("config"), dict):
+        raise WeightsError(f"{json_path}: not an amodal3d weights config")
+    return info
 
 
 def _describe_non_safetensors(head: bytes) -> str:
@@ -143,15 +207,7 @@ def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], 
     JSON config belongs to these tensors."""
     tensor_path, json_path = _tensor_and_json(path)
     tensors, meta = read_safetensors(tensor_path)
-    if not json_path.exists():
-        raise WeightsError(f"{json_path}: config file not found (needed beside {tensor_path.name})")
-    _regular_file(json_path, "config file")
-    try:
-        info = json.loads(json_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise WeightsError(f"{json_path}: malformed JSON ({error})") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT or not isinstance(info.get("config"), dict):
-        raise WeightsError(f"{json_path}: not an amodal3d weights config")
+    info = _read_info(json_path, beside=tensor_path.name)
     if type(info.get("version")) is not int or info["version"] != VERSION:
         raise WeightsError(f"{json_path}: version {info.get('version')!r} is not supported (this amodal3d reads "
                            f"version {VERSION})")

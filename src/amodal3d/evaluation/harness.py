@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from amodal3d import CATEGORY_NAMES
-from amodal3d.data.schema import categories_are_ours
+from amodal3d.categories import DEFAULT, Taxonomy, relabel
 from amodal3d.errors import Amodal3dError, DataError
 from amodal3d.evaluation import metrics
 from amodal3d.masks import masks_to_boxes
@@ -202,9 +201,25 @@ def aggregate(scored: list[ImageScores], names: dict[int, str], agnostic_ap: boo
     }
 
 
+def model_labels(categories: list[dict], taxonomy: Taxonomy, category_map: dict | None = None,
+                 map_source: str | Path = "--category-map",
+                 source: str | Path = "the dataset") -> dict[int, int] | None:
+    """Dataset category id -> the predictor's label (0: left out), when the dataset's ``categories`` are
+    the predictor's ``taxonomy`` (named as it names them; a subset is enough) or a ``category_map`` maps
+    them onto it; None when they are another taxonomy (the predictor then never reads them as its own)."""
+    if category_map is not None:
+        dataset = Taxonomy.from_coco(categories, source)
+        return relabel(dataset, model=taxonomy, category_map=category_map, map_source=map_source,
+                       dataset_source=source, model_source="the predictor's weights").label_table()
+    if not taxonomy.names_ids_as(categories):
+        return None
+    return {int(c["id"]): taxonomy.label_of(c["id"]) for c in categories}
+
+
 def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: str = "end-to-end",
              limit: int | None = None, progress: bool = True, match_on: str = "visible",
-             match_categories: bool = False, iou_threshold: float = metrics.IOU_THRESHOLD) -> dict:
+             match_categories: bool = False, iou_threshold: float = metrics.IOU_THRESHOLD,
+             category_map: dict | None = None, map_source: str | Path = "--category-map") -> dict:
     """Run ``predictor`` on ``data_root``'s ``split`` and score it (definitions: ``docs/metrics.md``).
 
     ``protocol``: ``end-to-end`` (the predictor sees the image only; ground truth is matched to
@@ -219,7 +234,12 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
     by_occlusion, amodal_ap, visible_ap, images_per_s`` (predictor time only), ``wall_images_per_s``,
     ``seconds``, the matching settings and ``instances`` (per ground-truth instance: image_id,
     category_id, occlude_rate, amodal_iou, occluded_iou, matched; for
-    :func:`amodal3d.evaluation.compare.compare_results`). mIoU values lie in [0, 1] (None when undefined)."""
+    :func:`amodal3d.evaluation.compare.compare_results`). mIoU values lie in [0, 1] (None when undefined).
+
+    The predictor's categories are its ``taxonomy`` attribute (default: the 13 of
+    :data:`amodal3d.categories.DEFAULT`); the dataset's are read as its labels when they are the same
+    (or ``category_map``, name -> name, maps them onto them; categories mapped to None are left out),
+    and every output names the dataset's category ids."""
     from amodal3d.data.dataset import load_annotation_file, read_image, resolve_image_path, split_paths
 
     if protocol not in PROTOCOLS:
@@ -233,17 +253,29 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
     ann_file, image_dir = split_paths(data_root, split)
     data = load_annotation_file(ann_file)
     images = data["images"][:limit] if limit is not None else data["images"]
-    names = _category_names(data["categories"])
+    taxonomy = getattr(predictor, "taxonomy", None) or DEFAULT
     # given-visible: the ground truth's categories are handed to the predictor only when they are the
     # model's own; otherwise (COCOA, KINS, class-agnostic) the predictor names each instance itself
-    ours = categories_are_ours(data["categories"])
+    table = model_labels(data["categories"], taxonomy, category_map, map_source, ann_file)
+    ours = table is not None
+    names = _category_names(data["categories"])
+    to_id = {}  # the predictor's label -> the dataset's category id (outputs name the dataset's ids)
+    if ours:  # the truth read as the predictor's labels
+        kept = {int(c["id"]) for c in data["categories"] if table.get(int(c["id"]))}
+        names = {label: taxonomy.name_of(label) for label in sorted({table[i] for i in kept})}
+        to_id = {label: min(i for i in kept if table[i] == label) for label in names}
     # end to end, predicted ids are the model's and the truth's another taxonomy's: AP is class-agnostic
     agnostic_ap = protocol == "end-to-end" and not ours
     if match_categories and not ours:
         raise Amodal3dError(f"--match-categories: {ann_file} names its categories in another taxonomy than "
-                            f"this model's ({', '.join(CATEGORY_NAMES)}), so predicted and true ids cannot be compared")
+                            f"this model's ({taxonomy.describe()}), so predicted and true ids cannot be compared")
     by_image: dict[int, list[dict]] = {}
     for ann in data["annotations"]:
+        if ours:
+            label = table.get(ann["category_id"], 0)
+            if not label:
+                continue
+            ann = {**ann, "category_id": label}
         by_image.setdefault(ann["image_id"], []).append(ann)
 
     scored: list[ImageScores] = []
@@ -261,6 +293,8 @@ def evaluate(predictor: Predictor, data_root: str | Path, split: str, protocol: 
                                   agnostic_ap=agnostic_ap, match_on=match_on, iou_threshold=iou_threshold,
                                   match_categories=match_categories))
     figures = aggregate(scored, names, agnostic_ap)
+    if ours:
+        figures["instances"]["category_id"] = [to_id.get(c, c) for c in figures["instances"]["category_id"]]
     predict_seconds = sum(s.seconds for s in scored)
     wall = time.perf_counter() - wall_start
     n = len(images)

@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_iou
 
+from amodal3d.categories import Relabel
 from amodal3d.engine.augment import AugmentConfig, sample_seed
 from amodal3d.engine.config import check_range, to_dict
 from amodal3d.engine.trainer import TrainConfig
-from amodal3d.engine.weights import init_from, load_model
+from amodal3d.engine.weights import init_from, load_model, record_taxonomy, training_relabel
 from amodal3d.roi import crop, inside_image, paste, square_rois
 
 WEIGHTS_KIND = "crop-head"
@@ -308,15 +309,20 @@ def collate_crops(batch: list) -> tuple[dict, dict]:
 
 
 def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExperiment, split: str = "train",
-                    device: str = "auto", progress: bool = True, init: str | Path | None = None) -> Path:
+                    device: str = "auto", progress: bool = True, init: str | Path | None = None,
+                    relabel: Relabel | None = None) -> Path:
     """Train (or resume) the crop head on ``data``; writes ``OUT/model.safetensors`` + ``model.json``.
-    ``init``: start from a trained crop head (fine-tuning); a checkpoint in ``out`` takes precedence."""
+    ``init``: start from a trained crop head (fine-tuning); a checkpoint in ``out`` takes precedence.
+    ``relabel``: the categories to learn (default: the dataset's own; ``model.num_categories`` is set
+    from them and the JSON records them)."""
     from amodal3d.engine.augment import AugmentedDataset
     from amodal3d.engine.checkpoint import seed_everything
     from amodal3d.engine.distributed import cleanup_distributed, init_distributed
     from amodal3d.engine.trainer import Trainer, check_training_split
 
     source = check_training_split(data, split)  # no images or no objects: an error before anything starts
+    source = source.relabelled(training_relabel(source, init, relabel))
+    experiment = replace(experiment, model=replace(experiment.model, num_categories=len(source.taxonomy)))
     info = init_distributed(device)
     try:
         seed = experiment.train.seed
@@ -331,7 +337,10 @@ def train_crop_head(data: str | Path, out: str | Path, experiment: CropHeadExper
                       "data": str(data), "init": None if init is None else str(init)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_crops,
                           run_config=run_config, progress=progress, desc="crop head")
-        return trainer.fit_and_export(WEIGHTS_KIND, to_dict(experiment.model))
+        path = trainer.fit_and_export(WEIGHTS_KIND, to_dict(experiment.model))
+        if info.is_main:
+            record_taxonomy(path, source.taxonomy)
+        return path
     finally:
         cleanup_distributed()
 

@@ -8,7 +8,8 @@
   is amodal - visible. Box targets are the amodal boxes by default (as ORCNN: the box must hold the whole
   object for the amodal mask to fit in it); ``box_targets: visible`` switches to visible boxes.
 
-Presets (nothing is downloaded; every backbone starts from random weights):
+Presets (nothing is downloaded; every backbone starts from random weights, or from a checkpoint file the
+user has, :mod:`amodal3d.models.pretrained`):
 
 - ``"r50-fpn"``: ResNet-50-FPN, the paper's setting, for GPUs; GroupNorm everywhere (the known recipe for
   Mask R-CNN from scratch), 4conv1fc box head, images resized to 512 (the 256-pixel renders upsampled x2).
@@ -17,6 +18,10 @@ Presets (nothing is downloaded; every backbone starts from random weights):
   2fc box head of 256, 64 sampled ROIs per image (so at most 16 positives feed the mask head), a 4 x 64
   channel mask head and RoIAlign with one sample per bin: the mask branch and the RoIAlign backward
   dominated the CPU time. 5.34 M parameters (10.7 MB in fp16); heads=both 5.55 M (11.1 MB).
+- ``"r50-fpn-torchvision"``: torchvision's own ``maskrcnn_resnet50_fpn`` architecture (FrozenBatchNorm2d
+  in the ResNet-50, no normalisation in the FPN and heads, a 2fc box head of 1024, images resized to
+  800-1333), so that its COCO checkpoint loads whole with ``--init-detector``
+  (:mod:`amodal3d.models.pretrained`); from scratch its frozen statistics make it a poor choice.
 
 Normalisation: GroupNorm (8 groups in MobileNet, 32 elsewhere). Measured on 2 CPU cores it is as fast as
 (here faster than) BatchNorm, and it does not depend on the batch size (batch 1-4 per process, DDP without
@@ -46,17 +51,18 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import boxes as box_ops
 
+from amodal3d.categories import Taxonomy
 from amodal3d.engine.config import ConfigError, FieldError, check_range, from_dict, to_dict
-from amodal3d.engine.weights import load_state_strict, load_weights, save_weights
+from amodal3d.engine.weights import load_state_strict, load_taxonomy, load_weights, save_weights
 from amodal3d.errors import WeightsError
 from amodal3d.models.detector_parts import (
     AmodalRoIHeads,
     AmodalTransform,
     DetectorOutput,
     build_backbone,
+    head_norm,
     mask_branch,
     modules_mode,
-    norm_factory,
     paste_results,
     select_targets,
 )
@@ -70,12 +76,13 @@ WEIGHTS_KIND = "detector"
 class DetectorConfig:
     """Architecture of the detector. Fields left ``None`` take the preset's value (:func:`resolve_config`)."""
 
-    preset: Literal["cpu-small", "r50-fpn"] = "cpu-small"
+    preset: Literal["cpu-small", "r50-fpn", "r50-fpn-torchvision"] = "cpu-small"
     heads: Heads = "visible"
     backbone: Literal["mobilenet_v3_large", "mobilenet_v3_small", "resnet50"] | None = None
     num_classes: int = 14                 # background + 13 categories
     box_targets: Literal["amodal", "visible"] | None = None  # heads=both only; default amodal
-    norm: Literal["group", "batch"] | None = None            # backbone, FPN and heads
+    norm: Literal["group", "batch", "frozen_batch"] | None = None  # backbone, FPN and heads (frozen_batch:
+                                                                   # backbone only, as torchvision's)
     fpn_channels: int | None = None
     min_size: int | None = None           # input resize (shorter side), see torchvision's transform
     max_size: int | None = None
@@ -137,6 +144,14 @@ PRESETS: dict[str, dict] = {
         rpn_pre_nms_top_n_test=1000, rpn_post_nms_top_n_test=1000, rpn_batch_size_per_image=256,
         box_head="4conv1fc", box_representation_size=1024, box_batch_size_per_image=512,
         mask_head_channels=256, mask_head_layers=4, roi_canonical_scale=224),
+    "r50-fpn-torchvision": dict(  # torchvision's maskrcnn_resnet50_fpn (v1) and its defaults
+        backbone="resnet50", roi_sampling_ratio=2, norm="frozen_batch", fpn_channels=256,
+        min_size=800, max_size=1333,
+        anchor_sizes=((32,), (64,), (128,), (256,), (512,)), aspect_ratios=(0.5, 1.0, 2.0),
+        rpn_pre_nms_top_n_train=2000, rpn_post_nms_top_n_train=2000,
+        rpn_pre_nms_top_n_test=1000, rpn_post_nms_top_n_test=1000, rpn_batch_size_per_image=256,
+        box_head="2fc", box_representation_size=1024, box_batch_size_per_image=512,
+        mask_head_channels=256, mask_head_layers=4, roi_canonical_scale=224),
 }
 
 
@@ -182,7 +197,7 @@ class AmodalDetector(nn.Module):
         backbone = build_backbone(config)
         levels = [str(i) for i in range(len(config.anchor_sizes) - 1)]
         anchors = AnchorGenerator(config.anchor_sizes, (config.aspect_ratios,) * len(config.anchor_sizes))
-        norm = norm_factory(config.norm, 32)
+        norm = head_norm(config.norm, 32)
         c = config.fpn_channels
         if config.box_head == "2fc":
             box_head: nn.Module = TwoMLPHead(c * 7 * 7, config.box_representation_size)
@@ -336,11 +351,11 @@ def parameter_count(model: nn.Module) -> int:
 
 # ---------------------------------------------------------------------------------------------- weights
 def save_detector(model: AmodalDetector, path: str | Path, dtype: torch.dtype | None = None,
-                  extra: dict | None = None) -> tuple[Path, Path]:
-    """Export ``PATH.safetensors`` + ``PATH.json`` (the resolved DetectorConfig; ``extra`` such as the
-    category names is stored beside it, outside the config)."""
+                  extra: dict | None = None, taxonomy: Taxonomy | None = None) -> tuple[Path, Path]:
+    """Export ``PATH.safetensors`` + ``PATH.json`` (the resolved DetectorConfig; ``extra`` and the
+    ``taxonomy`` of its classes are stored beside it, outside the config)."""
     return save_weights(path, model.state_dict(), WEIGHTS_KIND, to_dict(model.config), dtype=dtype,
-                        extra=extra)
+                        extra=extra, taxonomy=taxonomy)
 
 
 def load_detector(path: str | Path, expected: DetectorConfig | None = None,
@@ -361,6 +376,7 @@ def load_detector(path: str | Path, expected: DetectorConfig | None = None,
                            f"(differs in {', '.join(diff)})")
     model = AmodalDetector(config)
     load_state_strict(model, state, path)
+    model.taxonomy = load_taxonomy(path)  # its classes' categories (label k = the k-th)
     return model.to(device).eval()
 
 

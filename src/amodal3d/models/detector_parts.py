@@ -23,6 +23,7 @@ from torchvision.models.detection.roi_heads import (
 )
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 if TYPE_CHECKING:
     from amodal3d.models.detector import DetectorConfig
@@ -35,10 +36,19 @@ def group_norm(channels: int, groups: int) -> nn.GroupNorm:
 
 
 def norm_factory(kind: str, groups: int):
-    """A ``norm_layer(channels)`` callable: GroupNorm or BatchNorm (momentum 0.1, trained statistics)."""
+    """A ``norm_layer(channels)`` callable: GroupNorm, BatchNorm (momentum 0.1, trained statistics) or,
+    for ``frozen_batch``, FrozenBatchNorm2d (fixed statistics and affine, torchvision's detection backbones)."""
     if kind == "group":
         return partial(group_norm, groups=groups)
+    if kind == "frozen_batch":
+        return FrozenBatchNorm2d
     return partial(nn.BatchNorm2d, eps=1e-3, momentum=0.1)
+
+
+def head_norm(kind: str, groups: int):
+    """The ``norm_layer`` of the FPN and the heads: None (plain convolutions with biases, as torchvision's
+    Mask R-CNN) for ``frozen_batch``, else :func:`norm_factory`'s."""
+    return None if kind == "frozen_batch" else norm_factory(kind, groups)
 
 
 def build_backbone(config: DetectorConfig) -> BackboneWithFPN:
@@ -60,18 +70,18 @@ def build_backbone(config: DetectorConfig) -> BackboneWithFPN:
                     break
         features.train()
         return_layers = {str(i): str(k) for k, i in enumerate(chosen)}
-        fpn_norm = norm_factory(config.norm, 32)
+        fpn_norm = head_norm(config.norm, 32)
         return BackboneWithFPN(features, return_layers, channels, config.fpn_channels,
                                extra_blocks=LastLevelMaxPool(), norm_layer=fpn_norm)
     body = resnet50(weights=None, norm_layer=norm_factory(config.norm, 32))
     return_layers = {f"layer{k + 1}": str(k) for k in range(4)}
     return BackboneWithFPN(body, return_layers, [256, 512, 1024, 2048], config.fpn_channels,
-                           extra_blocks=LastLevelMaxPool(), norm_layer=norm_factory(config.norm, 32))
+                           extra_blocks=LastLevelMaxPool(), norm_layer=head_norm(config.norm, 32))
 
 
 def mask_branch(config: DetectorConfig) -> tuple[nn.Module, nn.Module]:
     head = MaskRCNNHeads(config.fpn_channels, [config.mask_head_channels] * config.mask_head_layers, 1,
-                         norm_layer=norm_factory(config.norm, 32))
+                         norm_layer=head_norm(config.norm, 32))
     predictor = MaskRCNNPredictor(config.mask_head_channels, config.mask_head_channels, config.num_classes)
     return head, predictor
 

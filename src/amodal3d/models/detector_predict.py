@@ -14,6 +14,7 @@ from torchvision.models.detection.roi_heads import (
 )
 from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 
+from amodal3d.categories import DEFAULT
 from amodal3d.engine.augment import flip_boxes
 from amodal3d.errors import DataError, WeightsError
 from amodal3d.models.crop_head import apply_crop_head, read_crops_averaged
@@ -167,6 +168,7 @@ class DetectorPredictor:
         self.name = name or {"visible": "visible", "amodal": "maskrcnn-amodal", "both": "orcnn"}[model.heads]
         self.score_threshold = score_threshold
         self.mask_threshold = mask_threshold
+        self.taxonomy = getattr(model, "taxonomy", DEFAULT)  # its labels' categories (load_detector sets it)
 
     def _image_tensor(self, image: np.ndarray) -> torch.Tensor:
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

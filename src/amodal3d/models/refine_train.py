@@ -11,15 +11,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from amodal3d.categories import Relabel
 from amodal3d.data.instances import InstanceRois
 from amodal3d.engine.checkpoint import seed_everything
 from amodal3d.engine.config import to_dict
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer, check_training_split
-from amodal3d.engine.weights import config_digest, init_from
+from amodal3d.engine.weights import config_digest, init_from, record_taxonomy
 from amodal3d.io import atomic_write_bytes
 from amodal3d.models.refine import WEIGHTS_KIND, RefineConfig, RefineNet, refine_inputs
-from amodal3d.models.shape import ShapePrior, load_shape_prior, with_fitted_camera
+from amodal3d.models.shape import ShapePrior, load_shape_prior, with_fit
 from amodal3d.models.shape_train import collate_rois
 
 
@@ -40,7 +41,7 @@ def render_priors(shape: ShapePrior, rois: InstanceRois, fit_steps: int = 0, bat
     for start in tqdm(range(0, len(rois), batch_size), desc="priors", unit="batch", disable=not progress):
         inputs, _ = collate_rois([rois[i] for i in range(start, min(start + batch_size, len(rois)))])
         output, _ = shape(inputs)
-        prior = with_fitted_camera(shape, output, inputs["roi"], fit_steps).prior
+        prior = with_fit(shape, output, inputs["roi"], fit_steps).prior
         out.append((prior * 255).round().to(torch.uint8).numpy())
     return np.concatenate(out) if out else np.zeros((0, shape.config.roi_size, shape.config.roi_size), np.uint8)
 
@@ -56,10 +57,11 @@ class PriorRois(torch.utils.data.Dataset):
     ``dataset[i] -> ({"x": (7, S, S)}, {"amodal": (S, S)})``."""
 
     def __init__(self, data: str | Path, split: str, shape_weights: str | Path, fit_steps: int = 0,
-                 progress: bool = True, limit_images: int | None = None, cache_dir: str | Path | None = None):
+                 progress: bool = True, limit_images: int | None = None, cache_dir: str | Path | None = None,
+                 relabel: Relabel | None = None):
         shape = load_shape_prior(shape_weights)
         self.rois = InstanceRois(data, split, shape.config.roi_size, shape.config.roi_enlarge, progress,
-                                 limit_images, cache_dir)
+                                 limit_images, cache_dir, relabel=relabel)
         path = None  # cached beside the ROIs, when they are
         if self.rois.path is not None:
             key = _cache_key(shape_weights, fit_steps=fit_steps)
@@ -89,7 +91,7 @@ def collate_refine(batch: list) -> tuple[dict, dict]:
 
 def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, experiment: RefineExperiment,
                  split: str = "train", device: str = "auto", limit_images: int | None = None,
-                 progress: bool = True, init: str | Path | None = None) -> Path:
+                 progress: bool = True, init: str | Path | None = None, relabel: Relabel | None = None) -> Path:
     """Train (or resume) the refinement net on the priors of ``shape_weights``; writes
     ``OUT/model.safetensors`` + ``model.json``. Returns the weights path.
     ``init``: start from a trained refinement net of the same configuration (fine-tuning); a checkpoint
@@ -100,7 +102,7 @@ def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, e
     info = init_distributed(device)
     try:
         dataset = PriorRois(data, split, shape_weights, experiment.model.prior_fit_steps, progress and info.is_main,
-                            limit_images, Path(out) / "cache")
+                            limit_images, Path(out) / "cache", relabel=relabel)  # the shape model's labels
         seed_everything(experiment.train.seed)
         model = RefineNet(experiment.model)
         if init is not None:
@@ -110,7 +112,10 @@ def train_refine(data: str | Path, out: str | Path, shape_weights: str | Path, e
                       "init": None if init is None else str(init)}
         trainer = Trainer(model, dataset, experiment.train, out, dist_info=info, collate_fn=collate_refine,
                           run_config=run_config, progress=progress, desc="refine")
-        return trainer.fit_and_export(WEIGHTS_KIND, to_dict(experiment.model))
+        path = trainer.fit_and_export(WEIGHTS_KIND, to_dict(experiment.model))
+        if info.is_main and relabel is not None:  # class-agnostic itself: its pipeline's categories, recorded
+            record_taxonomy(path, relabel.taxonomy)
+        return path
     finally:
         cleanup_distributed()
 

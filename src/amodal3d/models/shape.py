@@ -88,6 +88,8 @@ class ShapeOutput:
     cameras: Cameras               # chosen hypothesis, fields (B,) / (B, 2)
     hypothesis_logits: torch.Tensor  # (B, K)
     prior: torch.Tensor            # (B, S, S) soft silhouette of the chosen hypothesis, in [0, 1]
+    code: torch.Tensor | None = None      # (B, D) shape code the decoder read (the fit moves it)
+    category: torch.Tensor | None = None  # (B,) 0-based template index
     extras: dict = field(default_factory=dict)
 
 
@@ -169,11 +171,17 @@ class ShapeDecoder(nn.Module):
         nn.init.zeros_(self.mlp[-1].bias)
         self.offset_scale = config.offset_scale
 
+    def code(self, feature: torch.Tensor, category_index: torch.Tensor) -> torch.Tensor:
+        """The shape code (B, D) of an instance: its ROI feature plus its category's embedding."""
+        return feature + self.embedding(category_index)
+
+    def decode(self, code: torch.Tensor, category_index: torch.Tensor) -> torch.Tensor:
+        """Shape code (B, D) -> mirror-symmetric vertices (B, V, 3)."""
+        offsets = self.mlp(code).view(code.shape[0], -1, 3) * self.offset_scale
+        return symmetrize(self.templates[category_index] + offsets, self.mirror)
+
     def forward(self, feature: torch.Tensor, category_index: torch.Tensor) -> torch.Tensor:
-        b = feature.shape[0]
-        offsets = self.mlp(feature + self.embedding(category_index)).view(b, -1, 3) * self.offset_scale
-        verts = self.templates[category_index] + offsets
-        return symmetrize(verts, self.mirror)
+        return self.decode(self.code(feature, category_index), category_index)
 
 
 class ShapePrior(nn.Module):
@@ -221,7 +229,8 @@ class ShapePrior(nn.Module):
         visible, occluder, inside = roi[:, 3], roi[:, 4], roi[:, 5]
         feature = self.encoder(roi)
         category = (inputs["labels"] - 1).clamp(0, self.config.num_categories - 1)
-        verts = self.decoder(feature, category)
+        code = self.decoder.code(feature, category)
+        verts = self.decoder.decode(code, category)
         cameras, logits = self.viewpoint(feature)
         b, k = logits.shape
         losses: dict[str, torch.Tensor] = {}
@@ -229,7 +238,7 @@ class ShapePrior(nn.Module):
             best = logits.argmax(dim=1)
             chosen = cameras.select(best)
             prior = self.render(verts, chosen)
-            return ShapeOutput(verts, self.faces, chosen, logits, prior), losses
+            return ShapeOutput(verts, self.faces, chosen, logits, prior, code, category), losses
 
         # camera multiplex: render every hypothesis, keep the best per instance
         all_verts = verts[:, None].expand(b, k, *verts.shape[1:]).reshape(b * k, *verts.shape[1:])
@@ -247,55 +256,75 @@ class ShapePrior(nn.Module):
             verts, self.directed_edges, self.degree).mean() * verts.shape[1]
         losses["loss_flatten"] = self.config.lambda_flatten * flatten_loss(
             verts, self.faces, self.face_pairs).mean() * self.face_pairs.shape[0]
-        output = ShapeOutput(verts, self.faces, cameras.select(best), logits, silhouettes[rows, best],
+        output = ShapeOutput(verts, self.faces, cameras.select(best), logits, silhouettes[rows, best], code, category,
                              extras={"per_hypothesis_loss": per_hypothesis.detach()})
         return output, losses
 
 
 def fit_to_visible(model: ShapePrior, verts: torch.Tensor, cameras: Cameras, roi: torch.Tensor,
-                   steps: int, lr: float = 0.05) -> tuple[Cameras, torch.Tensor]:
+                   steps: int, lr: float = 0.05, code: torch.Tensor | None = None,
+                   category: torch.Tensor | None = None, code_weight: float = 1e-3
+                   ) -> tuple[Cameras, torch.Tensor, torch.Tensor]:
     """Test-time render-and-compare: refine each instance's camera (azimuth, elevation, ROI offset,
-    zoom; distance fixed) with ``steps`` Adam steps on the loss the model was trained with. The
-    silhouette must match the visible mask wherever the ROI is known (visible object or background) and
-    is free behind occluders, so the hidden part moves with the visible evidence.
+    zoom; distance fixed) and, given its shape ``code`` (B, D) and ``category`` (B,), the code too, with
+    ``steps`` Adam steps on the loss the model was trained with. The silhouette must match the visible
+    mask wherever the ROI is known (visible object or background) and is free behind occluders, so the
+    hidden part is the one the category's learned shape space implies for the visible evidence (the
+    code stays near the prediction: ``code_weight`` x squared distance).
 
     ``verts`` (B, V, 3), ``cameras`` with (B,) fields, ``roi`` (B, 6, S, S) shape-stage input; ``lr``
-    is the log-zoom step (angles move ``60 lr`` degrees, offsets ``20 lr`` pixels per step).
-    Returns the fitted cameras and their soft prior (B, S, S), without gradients."""
+    is the log-zoom and code step (angles move ``60 lr`` degrees, offsets ``20 lr`` pixels per step).
+    Returns the fitted cameras, their soft prior (B, S, S) and the vertices (B, V, 3), without gradients."""
     visible, occluder, inside = roi[:, 3], roi[:, 4], roi[:, 5]
     known = (1.0 - occluder * (1.0 - visible)) * inside
+    fit_code = code is not None and category is not None
     verts = verts.detach()
     azimuth = cameras.azimuth.detach().clone().requires_grad_()
     elevation = cameras.elevation.detach().clone().requires_grad_()
     offset = cameras.offset.detach().clone().requires_grad_()
     log_scale = cameras.scale.detach().log().requires_grad_()
-    optimiser = torch.optim.Adam([{"params": [azimuth, elevation], "lr": lr * 60.0},
-                                  {"params": [offset], "lr": lr * 20.0}, {"params": [log_scale], "lr": lr}])
+    groups = [{"params": [azimuth, elevation], "lr": lr * 60.0},
+              {"params": [offset], "lr": lr * 20.0}, {"params": [log_scale], "lr": lr}]
+    if fit_code:
+        start_code = code.detach()
+        moved = start_code.clone().requires_grad_()
+        groups.append({"params": [moved], "lr": lr})
+    optimiser = torch.optim.Adam(groups)
 
     def current() -> Cameras:
         return Cameras(azimuth, elevation, cameras.distance.detach(), offset, log_scale.exp())
 
+    def shape() -> torch.Tensor:
+        return model.decoder.decode(moved, category) if fit_code else verts
+
+    leaves = [t for group in groups for t in group["params"]]
+
     with torch.enable_grad():
         for _ in range(steps):
-            loss = silhouette_loss(model.render(verts, current()), visible, known).sum()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = silhouette_loss(model.render(shape(), current()), visible, known).sum()
+            if fit_code:
+                loss = loss + code_weight * (moved - start_code).pow(2).sum()
+            # gradients of the fitted tensors only: the model's own parameters are never touched
+            for leaf, grad in zip(leaves, torch.autograd.grad(loss, leaves)):
+                leaf.grad = grad
             optimiser.step()
             with torch.no_grad():  # the viewpoint camera is undefined at the poles
                 elevation.clamp_(-85.0, 85.0)
     with torch.no_grad():
         fitted = Cameras(torch.remainder(azimuth + 180.0, 360.0) - 180.0, elevation.clone(),
                          cameras.distance.detach(), offset.clone(), log_scale.exp())
-        return fitted, model.render(verts, fitted)
+        final = shape().detach()
+        return fitted, model.render(final, fitted), final
 
 
-def with_fitted_camera(model: ShapePrior, output: ShapeOutput, roi: torch.Tensor, steps: int) -> ShapeOutput:
-    """``output`` of ``model`` on ``roi`` with its cameras and prior replaced by :func:`fit_to_visible`'s
-    after ``steps`` steps (``output`` itself when ``steps`` is 0)."""
+def with_fit(model: ShapePrior, output: ShapeOutput, roi: torch.Tensor, steps: int) -> ShapeOutput:
+    """``output`` of ``model`` on ``roi`` with its cameras, shape and prior replaced by
+    :func:`fit_to_visible`'s after ``steps`` steps (``output`` itself when ``steps`` is 0)."""
     if not steps:
         return output
-    cameras, prior = fit_to_visible(model, output.verts, output.cameras, roi, steps)
-    return replace(output, cameras=cameras, prior=prior)
+    cameras, prior, verts = fit_to_visible(model, output.verts, output.cameras, roi, steps,
+                                           code=output.code, category=output.category)
+    return replace(output, cameras=cameras, prior=prior, verts=verts)
 
 
 @torch.no_grad()
@@ -313,7 +342,7 @@ def image_priors(model: ShapePrior, image: torch.Tensor, visible: torch.Tensor, 
         return image.new_zeros((0, h, w)), None
     roi, rois = roi_inputs(image, visible, model.config.roi_size, model.config.roi_enlarge)
     output, _ = model({"roi": roi, "labels": labels})
-    output = with_fitted_camera(model, output, roi, fit_steps)
+    output = with_fit(model, output, roi, fit_steps)
     return paste(output.prior, rois, h, w).clamp(0, 1), output
 
 

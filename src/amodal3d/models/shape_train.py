@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import trimesh
 
+from amodal3d.categories import Relabel
 from amodal3d.data.instances import InstanceRois
 from amodal3d.engine.checkpoint import seed_everything
 from amodal3d.engine.config import load_experiment, to_dict
 from amodal3d.engine.distributed import cleanup_distributed, init_distributed
 from amodal3d.engine.trainer import TrainConfig, Trainer, check_training_split
-from amodal3d.engine.weights import init_from
+from amodal3d.engine.weights import init_from, record_taxonomy, training_relabel
 from amodal3d.models.shape import WEIGHTS_KIND, ShapeConfig, ShapePrior, load_shape_prior
 
 
@@ -36,20 +37,25 @@ def collate_rois(batch: list) -> tuple[dict, dict]:
 
 def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, split: str = "train",
                 device: str = "auto", limit_images: int | None = None, progress: bool = True,
-                init: str | Path | None = None) -> Path:
+                init: str | Path | None = None, relabel: Relabel | None = None) -> Path:
     """Train (or resume) the shape prior; writes ``OUT/model.safetensors`` + ``model.json``,
     ``OUT/log.jsonl`` and ``OUT/reconstructions.png``. Returns the weights path.
 
     ``init``: start from a trained shape model of the same architecture (fine-tuning, e.g. with a
-    smaller ``sigma``); a checkpoint in ``out`` still takes precedence (resume)."""
-    cfg = experiment.model
-    check_training_split(data, split, limit_images)  # before the ROIs are computed or a process group joined
+    smaller ``sigma``); a checkpoint in ``out`` still takes precedence (resume). ``relabel``: the
+    categories, one template each (default: the dataset's own; ``num_categories`` is set from them and
+    the JSON records them)."""
+    # before the ROIs are computed or a process group joined
+    source = check_training_split(data, split, limit_images)
+    relabel = training_relabel(source, init, relabel)
+    cfg = replace(experiment.model, num_categories=len(relabel.taxonomy))
+    experiment = replace(experiment, model=cfg)
     if init is not None:  # the weights fit this config: checked before the (long) ROI computation too
         init_from(ShapePrior(cfg), init, WEIGHTS_KIND)
     info = init_distributed(device)
     try:
         dataset = InstanceRois(data, split, cfg.roi_size, cfg.roi_enlarge, progress=progress and info.is_main,
-                               limit_images=limit_images, cache_dir=Path(out) / "cache")
+                               limit_images=limit_images, cache_dir=Path(out) / "cache", relabel=relabel)
         seed_everything(experiment.train.seed)
         model = ShapePrior(cfg)
         if init is not None:
@@ -60,18 +66,19 @@ def train_shape(data: str | Path, out: str | Path, experiment: ShapeExperiment, 
                           run_config=run_config, progress=progress, desc="shape")
         path = trainer.fit_and_export(WEIGHTS_KIND, to_dict(cfg))
         if info.is_main:
+            record_taxonomy(path, relabel.taxonomy)
             reconstruction_figure(trainer.model.eval(), dataset, path.with_name("reconstructions.png"))
         return path
     finally:
         cleanup_distributed()
 
 
-def train_shape_from_args(args) -> Path:
+def train_shape_from_args(args, relabel: Relabel | None = None) -> Path:
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "max_iters": args.max_iters,
                  "seed": args.seed}
     experiment = load_experiment(ShapeExperiment, args.config, overrides, init_given=args.init is not None)
     path = train_shape(args.data, args.out, experiment, args.split, args.device, args.limit_images,
-                       progress=not args.quiet, init=args.init)
+                       progress=not args.quiet, init=args.init, relabel=relabel)
     print(path)
     return path
 

@@ -1,10 +1,11 @@
 """The Gradio page of ``amodal3d serve`` (needs the ``demo`` extra: ``pip install -e ".[demo]"``).
 
-Upload an image (or pick a bundled example) and, optionally, its visible masks as COCO JSON; the page
-shows the overlay (visible solid, hidden hatched), a row per instance (category, score, occlusion
-rate, viewpoint, depth layer), the pairwise occlusion order, each instance's mesh in a 3D viewer and
-the files to download. Below, the viewpoint editor re-renders one instance's prior and amodal mask at
-an edited azimuth / elevation. Requests queue and run one at a time (the model is shared)."""
+Upload an image (or pick a bundled example) and, optionally, its visible masks as COCO JSON, and set
+how many pixels past the border the amodal masks continue (0: none); the page shows the overlay
+(visible solid, hidden hatched), a row per instance (category, score, occlusion rate, viewpoint, depth
+layer), the pairwise occlusion order, each instance's mesh in a 3D viewer and the files to download.
+Below, the viewpoint editor re-renders one instance's prior and amodal mask at an edited azimuth /
+elevation. Requests queue and run one at a time (the model is shared)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from amodal3d.errors import Amodal3dError
+from amodal3d.pipeline import MAX_CANVAS_MARGIN
 from amodal3d.serve import EXAMPLES_DIR, core, viewpoint
 
 TITLE = "amodal3d: amodal instance segmentation guided by a 3D shape prior"
@@ -57,11 +59,12 @@ def build(segmenter, workdir: str | Path | None = None) -> gr.Blocks:
     workdir = Path(workdir or tempfile.mkdtemp(prefix="amodal3d-serve-"))
     workdir.mkdir(parents=True, exist_ok=True)
 
-    def run(image_file, masks_file, progress=gr.Progress()):  # noqa: B008 (how Gradio asks for progress)
+    def run(image_file, masks_file, margin=0, progress=gr.Progress()):  # noqa: B008 (how Gradio asks for progress)
         start = time.perf_counter()
         try:
             prediction = core.run_upload(segmenter, _path(image_file), _path(masks_file),
-                                         progress=lambda f, text: progress(f, desc=text))
+                                         progress=lambda f, text: progress(f, desc=text),
+                                         canvas_margin=int(margin or 0))
             progress(0.9, desc="writing the meshes and results")
             files = core.write_downloads(prediction, tempfile.mkdtemp(dir=workdir))
         except Exception as error:  # any failure: one line on the page, never a traceback
@@ -120,6 +123,9 @@ def build(segmenter, workdir: str | Path | None = None) -> gr.Blocks:
                 image_file = gr.File(label="Image", file_types=["image"], type="filepath", elem_id="image-file")
                 masks_file = gr.File(label="Visible masks (COCO JSON, optional)", file_types=[".json"],
                                      type="filepath", elem_id="masks-file")
+                margin = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_CANVAS_MARGIN,
+                                   label="Past the border: pixels per side (0: inside the image only)",
+                                   elem_id="canvas-margin")
                 button = gr.Button("Segment", variant="primary", elem_id="run")
                 gr.Examples(examples(), inputs=[image_file, masks_file], label="Examples")
             with gr.Column(scale=2):
@@ -145,7 +151,7 @@ def build(segmenter, workdir: str | Path | None = None) -> gr.Blocks:
                 view_text = gr.Markdown(elem_id="view-text")
             view_picture = gr.Image(label="Re-rendered", type="pil", interactive=False, height=360, elem_id="view")
 
-        button.click(run, [image_file, masks_file],
+        button.click(run, [image_file, masks_file, margin],
                      [picture, status, table, pairs, downloads, mesh_choice, mesh, view_choice, state])
         mesh_choice.input(show_mesh, [mesh_choice, state], mesh)
         view_choice.change(pick_view, [view_choice, state], [azimuth, elevation, view_picture, view_text])

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from amodal3d.models.shape import with_fitted_camera
+from amodal3d.models.shape import with_fit
 from amodal3d.models.viewpoint import Cameras
 from amodal3d.roi import image_tensor, other_instances, paste, roi_inputs
 from amodal3d.visualize import overlay
@@ -62,7 +62,7 @@ def prepare(segmenter, image: np.ndarray, visible: np.ndarray, labels: np.ndarra
     roi, rois = roi_inputs(tensor, vis, cfg.roi_size, cfg.roi_enlarge)
     out, _ = segmenter.shape({"roi": roi, "labels": torch.as_tensor(np.asarray(labels), dtype=torch.long,
                                                                      device=device)})
-    out = with_fitted_camera(segmenter.shape, out, roi, segmenter.fit_steps)
+    out = with_fit(segmenter.shape, out, roi, segmenter.fit_steps)
     cams = out.cameras
     numpy = lambda t: t.detach().cpu().numpy()  # noqa: E731
     return ViewState(np.asarray(image), np.asarray(visible, bool), np.asarray(labels), numpy(out.verts),
