@@ -44,9 +44,9 @@ def register(sub, train_sub) -> None:
     p.add_argument("--out", required=True, help="output folder: results.json (COCO, RLE) and overlays")
     p.add_argument("--weights", default="cpu-small", help="built-in model name or pipeline folder")
     p.add_argument("--fit-steps", type=non_negative_int, default=None,
-                   help="render-and-compare steps fitting each prior's camera to its visible mask before "
-                        "refinement (default: the steps the refinement was trained with, 0 for cpu-small; 10 "
-                        "completes hidden parts better at about half the speed)")
+                   help="render-and-compare steps fitting each prior's camera and shape code to its visible mask "
+                        "before refinement (default: the steps the refinement was trained with, 0 for cpu-small; "
+                        "10 runs at about half the speed)")
     p.add_argument("--single-view", action="store_true",
                    help="step 1 detects in the image only, not also in its mirror image (faster, finds fewer "
                         "objects)")

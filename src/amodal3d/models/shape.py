@@ -9,8 +9,9 @@ the chosen camera, rendered into the ROI: the 2D amodal prior.
 Training needs no 3D, viewpoint or amodal label: the silhouette must cover the visible mask, stay
 empty where the ROI shows background, and is free where an occluder hides the object or the ROI
 leaves the image (``silhouette_loss``); Laplacian, flatten and edge regularisers keep the mesh smooth.
-At inference the same loss, minimised over the chosen camera alone (``fit_to_visible``: a few Adam
-steps through the differentiable renderer), aligns the predicted shape with the instance's visible mask.
+At inference the same loss, minimised over the chosen camera and the shape code (``fit_to_visible``: a
+few Adam steps through the differentiable renderer), aligns the predicted shape with the instance's
+visible mask.
 """
 
 from __future__ import annotations
