@@ -48,7 +48,7 @@ from amodal3d.data.dataset import AmodalDataset
 from amodal3d.errors import Amodal3dError, DataError
 from amodal3d.geometry import rotation_y, view_transform
 from amodal3d.io import atomic_write_json
-from amodal3d.models.shape import ShapeOutput, ShapePrior, image_priors, load_shape_prior, silhouette_loss
+from amodal3d.models.shape import ShapeOutput, ShapePrior, fit_to_visible, image_priors, load_shape_prior
 from amodal3d.models.shape_train import mesh_of
 from amodal3d.models.viewpoint import Cameras, angular_error
 from amodal3d.render import project_full, render_hard_silhouette, render_soft_silhouette
@@ -249,33 +249,10 @@ def view_silhouette(model: ShapePrior, verts: torch.Tensor, faces: torch.Tensor,
 
 
 def fit_view(model: ShapePrior, verts: torch.Tensor, faces: torch.Tensor, camera: Cameras, roi: torch.Tensor,
-             steps: int, lr: float = 0.05, angles: bool = True) -> Cameras:
-    """:func:`amodal3d.models.shape.fit_to_visible` for a mesh with its own ``faces``: ``steps`` Adam steps
-    on the silhouette loss (visible mask where the ROI is known, hidden pixels free) over azimuth and
-    elevation (held when ``angles`` is false), ROI offset and zoom of ``camera`` (a batch of one);
-    ``roi`` (1, 6, S, S)."""
-    visible, occluder, inside = roi[:, 3], roi[:, 4], roi[:, 5]
-    known = (1.0 - occluder * (1.0 - visible)) * inside
-    azimuth = camera.azimuth.detach().clone().requires_grad_(angles)
-    elevation = camera.elevation.detach().clone().requires_grad_(angles)
-    offset = camera.offset.detach().clone().requires_grad_()
-    log_scale = camera.scale.detach().log().requires_grad_()
-    groups = [{"params": [offset], "lr": lr * 20.0}, {"params": [log_scale], "lr": lr}]
-    if angles:
-        groups.append({"params": [azimuth, elevation], "lr": lr * 60.0})
-    optimiser = torch.optim.Adam(groups)
-    with torch.enable_grad():
-        for _ in range(steps):
-            current = dataclasses.replace(camera, azimuth=azimuth, elevation=elevation, offset=offset,
-                                          scale=log_scale.exp())
-            loss = silhouette_loss(view_silhouette(model, verts, faces, current)[None], visible, known).sum()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            with torch.no_grad():
-                elevation.clamp_(-85.0, 85.0)
-    return dataclasses.replace(camera, azimuth=azimuth.detach(), elevation=elevation.detach(),
-                               offset=offset.detach(), scale=log_scale.detach().exp())
+             steps: int, angles: bool = True) -> Cameras:
+    """:func:`amodal3d.models.shape.fit_to_visible` for one mesh (V, 3) with its own ``faces``: the camera
+    (a batch of one) fitted to ``roi`` (1, 6, S, S), azimuth and elevation held unless ``angles``."""
+    return fit_to_visible(model, verts[None].float(), camera, roi, steps, faces=faces, fit_angles=angles)[0]
 
 
 def oracle_silhouettes(model: ShapePrior, output: ShapeOutput, roi: torch.Tensor, rois: torch.Tensor,

@@ -17,10 +17,11 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from amodal3d.categories import DEFAULT
 from amodal3d.cli import main
 from amodal3d.data.dataset import AmodalDataset, load_annotation_file, read_image
 from amodal3d.data.readers import convert, segmentation_mask
-from amodal3d.data.schema import categories_are_ours, categories_json
+from amodal3d.data.schema import categories_json
 from amodal3d.data.validate import validate_dataset
 from amodal3d.errors import Amodal3dError, DataError
 from amodal3d.masks import decode_rle, encode_rle, polygons_to_mask, rle_counts, rle_problem, rle_problems
@@ -447,7 +448,7 @@ def test_odd_file_names_and_category_names_are_data_errors(tiny_dataset, tmp_pat
     path.write_text(json.dumps(data))
     with pytest.raises(DataError, match=re.escape(f"{path}: category 1: name ['chair'] is not a string")):
         load_annotation_file(path)
-    assert not categories_are_ours(data["categories"])
+    assert not DEFAULT.names_ids_as(data["categories"])
 
 
 GARBAGE = [None, True, "3", 3.5, -1, 10**30, float("nan"), [], {}, [1, "a"], {"a": [None]}, "",

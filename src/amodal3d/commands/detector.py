@@ -75,7 +75,8 @@ def add_category_flags(p) -> None:
                    help="train one category, 'object', whatever the dataset's categories")
     p.add_argument("--category-map", default=None, metavar="FILE",
                    help="JSON {\"dataset name\": \"name\" or null}: rename, merge or (null) leave out the "
-                        "dataset's categories; needed when --init weights have other categories")
+                        "dataset's categories; needed when the weights a run starts from (--init, a config's "
+                        "init) have other categories")
 
 
 def training_labels(args, split: str = "train"):

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from amodal3d.commands.arguments import add_checkpoint_flags, int_range, non_negative_int, positive_int, probability
-from amodal3d.commands.detector import add_training_flags
+from amodal3d.commands.detector import add_category_flags, add_training_flags
 from amodal3d.configs import CONFIG_DIR, SHIPPED
 from amodal3d.errors import Amodal3dError, DataError
 from amodal3d.paths import check_regular_file
@@ -46,7 +46,7 @@ def register(sub, train_sub) -> None:
     p.add_argument("--fit-steps", type=non_negative_int, default=None,
                    help="render-and-compare steps fitting each prior's camera and shape code to its visible mask "
                         "before refinement (default: the steps the refinement was trained with, 0 for cpu-small; "
-                        "10 runs at about half the speed)")
+                        "10 costs about 160 ms per image on 2 cores)")
     p.add_argument("--single-view", action="store_true",
                    help="step 1 detects in the image only, not also in its mirror image (faster, finds fewer "
                         "objects)")
@@ -89,11 +89,7 @@ def register(sub, train_sub) -> None:
                    help="step 5, trained with the prior and without it (a3d-no-prior)")
     p.add_argument("--max-iters", type=positive_int, default=None, metavar="N",
                    help="cap the iterations of every round of every stage at N (a smoke run)")
-    p.add_argument("--class-agnostic", action="store_true",
-                   help="train one category, 'object' (one shape template), whatever the dataset's categories")
-    p.add_argument("--category-map", default=None, metavar="FILE",
-                   help="JSON {\"dataset name\": \"name\" or null}: rename, merge or (null) leave out the "
-                        "dataset's categories; needed when weights a config starts from have other categories")
+    add_category_flags(p)
     add_checkpoint_flags(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amodal3d import CATEGORIES, CATEGORY_ID
+from amodal3d import CATEGORIES
 
 SCHEMA_VERSION = 1
 
@@ -56,14 +56,6 @@ def categories_json() -> list[dict]:
     """The 13 categories as COCO categories (ids 1..13) carrying their ShapeNet synset."""
     return [{"id": i + 1, "name": name, "supercategory": "shapenet", "synset": synset,
              "shapenet_name": shapenet} for i, (name, synset, shapenet) in enumerate(CATEGORIES)]
-
-
-def categories_are_ours(categories: object) -> bool:
-    """True when a COCO ``categories`` list names its ids as this project does (1 airplane .. 13 vessel):
-    only then are its category ids this model's categories; others (COCO, KINS, class-agnostic) are not."""
-    return isinstance(categories, list) and bool(categories) and all(
-        isinstance(c, dict) and isinstance(c.get("name"), str) and CATEGORY_ID.get(c["name"]) == c.get("id")
-        for c in categories)
 
 
 def dataset_json(images: list[dict], annotations: list[dict], info: dict | None = None,

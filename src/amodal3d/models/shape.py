@@ -217,13 +217,16 @@ class ShapePrior(nn.Module):
         return project_viewpoint(verts, cameras.azimuth, cameras.elevation, cameras.distance, self.focal,
                                  (s, s), offset=cameras.offset, scale=cameras.scale)
 
-    def render(self, verts: torch.Tensor, cameras: Cameras, soft: bool = True) -> torch.Tensor:
-        """Silhouette (B, S, S) in [0, 1] of each mesh under its camera."""
+    def render(self, verts: torch.Tensor, cameras: Cameras, soft: bool = True,
+               faces: torch.Tensor | None = None) -> torch.Tensor:
+        """Silhouette (B, S, S) in [0, 1] of each mesh under its camera (``faces`` (F, 3): another
+        mesh's triangles than the template's, e.g. a ground-truth mesh)."""
         s = self.config.roi_size
+        faces = self.faces if faces is None else faces
         uv, depth = self.project(verts, cameras)
         if soft:
-            return render_soft_silhouette(uv, self.faces, (s, s), sigma=self.config.sigma, depth=depth)
-        return render_hard_silhouette(uv, depth, self.faces, (s, s))
+            return render_soft_silhouette(uv, faces, (s, s), sigma=self.config.sigma, depth=depth)
+        return render_hard_silhouette(uv, depth, faces, (s, s))
 
     def forward(self, inputs: dict, targets: dict | None = None) -> tuple[ShapeOutput, dict]:
         roi = inputs["roi"]
@@ -264,7 +267,8 @@ class ShapePrior(nn.Module):
 
 def fit_to_visible(model: ShapePrior, verts: torch.Tensor, cameras: Cameras, roi: torch.Tensor,
                    steps: int, lr: float = 0.05, code: torch.Tensor | None = None,
-                   category: torch.Tensor | None = None, code_weight: float = 1e-3
+                   category: torch.Tensor | None = None, code_weight: float = 1e-3,
+                   faces: torch.Tensor | None = None, fit_angles: bool = True
                    ) -> tuple[Cameras, torch.Tensor, torch.Tensor]:
     """Test-time render-and-compare: refine each instance's camera (azimuth, elevation, ROI offset,
     zoom; distance fixed) and, given its shape ``code`` (B, D) and ``category`` (B,), the code too, with
@@ -275,17 +279,20 @@ def fit_to_visible(model: ShapePrior, verts: torch.Tensor, cameras: Cameras, roi
 
     ``verts`` (B, V, 3), ``cameras`` with (B,) fields, ``roi`` (B, 6, S, S) shape-stage input; ``lr``
     is the log-zoom and code step (angles move ``60 lr`` degrees, offsets ``20 lr`` pixels per step).
+    ``faces``: the triangles of ``verts`` when they are not the template's (a mesh of its own, no code);
+    ``fit_angles=False`` holds azimuth and elevation (only the ROI offset and zoom move).
     Returns the fitted cameras, their soft prior (B, S, S) and the vertices (B, V, 3), without gradients."""
     visible, occluder, inside = roi[:, 3], roi[:, 4], roi[:, 5]
     known = (1.0 - occluder * (1.0 - visible)) * inside
     fit_code = code is not None and category is not None
     verts = verts.detach()
-    azimuth = cameras.azimuth.detach().clone().requires_grad_()
-    elevation = cameras.elevation.detach().clone().requires_grad_()
+    azimuth = cameras.azimuth.detach().clone().requires_grad_(fit_angles)
+    elevation = cameras.elevation.detach().clone().requires_grad_(fit_angles)
     offset = cameras.offset.detach().clone().requires_grad_()
     log_scale = cameras.scale.detach().log().requires_grad_()
-    groups = [{"params": [azimuth, elevation], "lr": lr * 60.0},
-              {"params": [offset], "lr": lr * 20.0}, {"params": [log_scale], "lr": lr}]
+    groups = [{"params": [offset], "lr": lr * 20.0}, {"params": [log_scale], "lr": lr}]
+    if fit_angles:
+        groups.append({"params": [azimuth, elevation], "lr": lr * 60.0})
     if fit_code:
         start_code = code.detach()
         moved = start_code.clone().requires_grad_()
@@ -302,7 +309,7 @@ def fit_to_visible(model: ShapePrior, verts: torch.Tensor, cameras: Cameras, roi
 
     with torch.enable_grad():
         for _ in range(steps):
-            loss = silhouette_loss(model.render(shape(), current()), visible, known).sum()
+            loss = silhouette_loss(model.render(shape(), current(), faces=faces), visible, known).sum()
             if fit_code:
                 loss = loss + code_weight * (moved - start_code).pow(2).sum()
             # gradients of the fitted tensors only: the model's own parameters are never touched
@@ -315,7 +322,7 @@ def fit_to_visible(model: ShapePrior, verts: torch.Tensor, cameras: Cameras, roi
         fitted = Cameras(torch.remainder(azimuth + 180.0, 360.0) - 180.0, elevation.clone(),
                          cameras.distance.detach(), offset.clone(), log_scale.exp())
         final = shape().detach()
-        return fitted, model.render(final, fitted), final
+        return fitted, model.render(final, fitted, faces=faces), final
 
 
 def with_fit(model: ShapePrior, output: ShapeOutput, roi: torch.Tensor, steps: int) -> ShapeOutput:
