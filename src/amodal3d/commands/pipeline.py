@@ -45,8 +45,8 @@ def register(sub, train_sub) -> None:
     p.add_argument("--weights", default="cpu-small", help="built-in model name or pipeline folder")
     p.add_argument("--fit-steps", type=non_negative_int, default=None,
                    help="render-and-compare steps fitting each prior's camera and shape code to its visible mask "
-                        "before refinement (default: the steps the refinement was trained with, 0 for cpu-small; "
-                        "10 costs about 160 ms per image on 2 cores)")
+                        "before refinement (default: the steps the refinement was trained with, 10 for cpu-small, "
+                        "about 160 ms per image on 2 cores; 0: the prior as predicted, faster)")
     p.add_argument("--single-view", action="store_true",
                    help="step 1 detects in the image only, not also in its mirror image (faster, finds fewer "
                         "objects)")

@@ -9,7 +9,7 @@ file (``.safetensors``). ``amodal3d train all`` follows these chains (:data:`SHI
 - step 1b, the crop head (``crop_head.*``): ``crop_head_cpu`` -> ``crop_head_cpu_finetune``
 - steps 2-4, the shape prior (``shape.*``): ``shape_cpu`` -> ``shape_cpu_sharpen``
 - step 5, the refinement and its no-prior twin (``refine.*``, ``refine_no_prior.*``): ``refine_cpu`` ->
-  ``refine_cpu_finetune``
+  ``refine_cpu_finetune`` -> ``refine_cpu_fit`` (on fitted priors)
 - the Mask R-CNN amodal baseline (``maskrcnn_amodal.*``, not trained by ``train all``):
   ``maskrcnn_amodal_cpu_small`` -> ``maskrcnn_amodal_cpu_small_finetune``
 
@@ -32,7 +32,7 @@ CONFIG_DIR = Path(str(resources.files(__name__)))
 """The folder of the installed configs (inside the package, so it exists outside a checkout too)."""
 
 SHIPPED = {"detector": "orcnn_cpu_small_finetune.yaml", "crop_head": "crop_head_cpu_finetune.yaml",
-           "shape": "shape_cpu_sharpen.yaml", "refine": "refine_cpu_finetune.yaml",
+           "shape": "shape_cpu_sharpen.yaml", "refine": "refine_cpu_fit.yaml",
            "maskrcnn_amodal": "maskrcnn_amodal_cpu_small_finetune.yaml"}
 """Stage -> the last config of the chain that trained the shipped weights (``train all``'s defaults)."""
 
