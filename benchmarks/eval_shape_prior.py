@@ -196,12 +196,18 @@ def _silhouette(uv: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, size
     return render_soft_silhouette(uv, faces, (size, size), sigma=sigma, depth=depth)[0]
 
 
+def project_pose(verts: torch.Tensor, truth: GroundTruth) -> tuple[torch.Tensor, torch.Tensor]:
+    """(V, 3) object-frame vertices placed with ``truth``'s pose and ``K``: image pixels (1, V, 2) and
+    depth (1, V), float64."""
+    return project_full(verts[None].double(), (truth.scale * truth.rotation)[None], truth.translation[None],
+                        truth.K)
+
+
 def pose_silhouette(verts: torch.Tensor, faces: torch.Tensor, truth: GroundTruth, roi: torch.Tensor,
                     size: int, sigma: float, hard: bool = False) -> torch.Tensor:
     """(V, 3) object-frame vertices placed with ``truth``'s pose and ``K``, rendered into the ROI
     ``roi`` (4,) of side ``size``: (S, S)."""
-    uv, depth = project_full(verts[None].double(), (truth.scale * truth.rotation)[None], truth.translation[None],
-                             truth.K)
+    uv, depth = project_pose(verts, truth)
     return _silhouette(image_to_roi(uv[0], roi.double(), size), depth[0], faces, size, sigma, hard)
 
 
@@ -290,8 +296,7 @@ def oracle_silhouettes(model: ShapePrior, output: ShapeOutput, roi: torch.Tensor
                 azimuth=(viewpoints[k:k + 1, 0] - offset).to(output.verts),
                 elevation=viewpoints[k:k + 1, 1].to(output.verts),
                 distance=(viewpoints[k:k + 1, 2] * diagonal).to(output.verts))
-            uv, _ = project_full(truth.verts[None].double(), (truth.scale * truth.rotation)[None],
-                                 truth.translation[None], truth.K)
+            uv, _ = project_pose(truth.verts, truth)
             placed = oracle_placement(model, gt_in_model, true_angles, image_to_roi(uv[0], rois[k].double(), size))
             # the fit starts at the predicted ROI offset and apparent size (zoom scaled with the distance)
             start = dataclasses.replace(true_angles, scale=true_angles.scale * true_angles.distance
@@ -329,8 +334,7 @@ def oracle_image(model: ShapePrior, image: torch.Tensor, target: dict, truths: l
         hidden_gt = amodal & ~vis
         x0, y0, x1, y1 = rois[k].tolist()
         in_roi = ((centres_y >= y0) & (centres_y < y1))[:, None] & ((centres_x >= x0) & (centres_x < x1))[None]
-        uv, depth = project_full(truths[k].verts[None].double(), (truths[k].scale * truths[k].rotation)[None],
-                                 truths[k].translation[None], truths[k].K)
+        uv, depth = project_pose(truths[k].verts, truths[k])
         full = render_hard_silhouette(uv.float(), depth.float(), truths[k].faces, (h, w))[0].bool().numpy()
         rotation, translation, K = roi_camera_in_image(model, one_camera(output.cameras, k), rois[k])
         uv, depth = project_full(output.verts[k:k + 1].double(), rotation[None], translation[None], K)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,7 +95,7 @@ class Taxonomy:
 
     def label_of(self, category_id: int) -> int:
         """The 1-based label of a category id (KeyError for an id not in the taxonomy)."""
-        return self._label_by_id()[int(category_id)]
+        return self._label_by_id[int(category_id)]
 
     def id_of(self, label: int) -> int:
         """The category id of a 1-based label (IndexError outside 1..N)."""
@@ -136,6 +137,7 @@ class Taxonomy:
         more = f", ... ({len(self) - limit} more)" if len(self) > limit else ""
         return f"{len(self)} categor{'y' if len(self) == 1 else 'ies'}: {shown}{more}"
 
+    @cached_property
     def _label_by_id(self) -> dict[int, int]:
         return {ident: k + 1 for k, (ident, _) in enumerate(self.categories)}
 
@@ -285,7 +287,8 @@ def relabel(dataset: Taxonomy, *, model: Taxonomy | None = None, class_agnostic:
     if not merged:
         raise DataError(f"{map_source}: the category map leaves no category of {dataset_source}")
     target = Taxonomy(tuple((ident, name) for name, ident in merged.items()))
-    labels = tuple((i, 0 if n is None else target.names.index(n) + 1) for i, n in zip(dataset.ids, names))
+    order = {name: k + 1 for k, name in enumerate(merged)}  # target's labels: merged's order
+    labels = tuple((i, 0 if n is None else order[n]) for i, n in zip(dataset.ids, names))
     return Relabel(target, labels)
 
 

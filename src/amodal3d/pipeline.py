@@ -181,8 +181,7 @@ class AmodalSegmenter:
         self.name = mode if self.occluder_constraint or mode not in REFINE_MODES else f"{mode}-unconstrained"
         self.timings: dict[str, float] = defaultdict(float)
         # the categories of the labels it returns (label k = the k-th; ids and names for outputs)
-        model = getattr(detector, "model", None)
-        self.taxonomy = taxonomy or getattr(model, "taxonomy", None) or DEFAULT
+        self.taxonomy = taxonomy or getattr(detector, "taxonomy", None) or DEFAULT
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path = "cpu-small", options: PipelineOptions | None = None,

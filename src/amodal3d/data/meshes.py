@@ -135,15 +135,22 @@ class MeshSource:
         if self.kind == "procedural":
             count = self.pool.get(split, DEFAULT_PROCEDURAL_POOL["test"])
             return [f"procedural/{category}/{split}/{i:04d}" for i in range(count)]
-        if (category, split) not in self._split_ids:  # hashing every path of a ShapeNet root once
+        return [i for i in self._files_in(category, split) if i not in self._broken]
+
+    def _files_in(self, category: str, split: str) -> list[str]:
+        """The mesh files of ``category`` in ``split``, broken ones included (cached: hashing every path
+        of a ShapeNet root once)."""
+        if (category, split) not in self._split_ids:
             ids = [str(p.relative_to(self.root)) for p in self.files.get(category, [])]
             self._split_ids[category, split] = [i for i in ids if (self.only_split or _split_of(i)) == split]
-        return [i for i in self._split_ids[category, split] if i not in self._broken]
+        return self._split_ids[category, split]
 
     def categories_in(self, split: str) -> tuple[str, ...]:
         """The categories with at least one mesh in ``split`` (not found broken so far), in
         :data:`CATEGORY_NAMES` order: a small collection may lack some categories in a split."""
-        return tuple(c for c in self.categories if self.mesh_ids(c, split))
+        if self.kind == "procedural":
+            return tuple(self.categories) if self.pool.get(split, DEFAULT_PROCEDURAL_POOL["test"]) else ()
+        return tuple(c for c in self.categories if any(i not in self._broken for i in self._files_in(c, split)))
 
     def describe(self) -> str:
         """The source for messages: its folder, or ``the procedural meshes``."""

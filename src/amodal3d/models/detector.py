@@ -144,15 +144,10 @@ PRESETS: dict[str, dict] = {
         rpn_pre_nms_top_n_test=1000, rpn_post_nms_top_n_test=1000, rpn_batch_size_per_image=256,
         box_head="4conv1fc", box_representation_size=1024, box_batch_size_per_image=512,
         mask_head_channels=256, mask_head_layers=4, roi_canonical_scale=224),
-    "r50-fpn-torchvision": dict(  # torchvision's maskrcnn_resnet50_fpn (v1) and its defaults
-        backbone="resnet50", roi_sampling_ratio=2, norm="frozen_batch", fpn_channels=256,
-        min_size=800, max_size=1333,
-        anchor_sizes=((32,), (64,), (128,), (256,), (512,)), aspect_ratios=(0.5, 1.0, 2.0),
-        rpn_pre_nms_top_n_train=2000, rpn_post_nms_top_n_train=2000,
-        rpn_pre_nms_top_n_test=1000, rpn_post_nms_top_n_test=1000, rpn_batch_size_per_image=256,
-        box_head="2fc", box_representation_size=1024, box_batch_size_per_image=512,
-        mask_head_channels=256, mask_head_layers=4, roi_canonical_scale=224),
 }
+# torchvision's maskrcnn_resnet50_fpn (v1) and its defaults: r50-fpn but for the norm, the resize and the box head
+PRESETS["r50-fpn-torchvision"] = {**PRESETS["r50-fpn"], "norm": "frozen_batch", "min_size": 800, "max_size": 1333,
+                                  "box_head": "2fc"}
 
 
 def resolve_config(config: DetectorConfig) -> DetectorConfig:
