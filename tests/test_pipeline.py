@@ -20,6 +20,7 @@ from amodal3d.engine.config import to_dict
 from amodal3d.engine.weights import load_weights, save_weights
 from amodal3d.errors import WeightsError
 from amodal3d.masks import decode_rle, encode_rle, mask_to_bbox
+from amodal3d.methods import build_predictor
 from amodal3d.models.refine import (
     RefineConfig,
     RefineNet,
@@ -242,6 +243,9 @@ def test_prior_fit_steps_follow_the_refinement_config(pipeline_dir, tmp_path):
              for mode in ("a3d", "a3d-no-prior", "a3d-no-refine", "prior-only")}
     assert steps == {"a3d": 3, "a3d-no-prior": 0, "a3d-no-refine": 3, "prior-only": 3}
     assert AmodalSegmenter.from_pretrained(pipeline_dir).fit_steps == 0
+    # `evaluate --method`: a3d fits as its refinement was trained, a3d-no-fit is the same net without
+    assert {name: build_predictor(name, weights=folder).fit_steps for name in ("a3d", "a3d-no-fit")} == {
+        "a3d": 3, "a3d-no-fit": 0}
     image, given = _given()
     fit = AmodalSegmenter.from_pretrained(folder, mode="a3d")
     plain = AmodalSegmenter.from_pretrained(folder, mode="a3d", fit_steps=0)
@@ -468,7 +472,6 @@ def test_shipped_model_loads_fits_the_size_limit_and_predicts_one_entry_per_obje
 
     from amodal3d.data.meshes import open_mesh_source
     from amodal3d.data.scene import SceneConfig, render_scene
-    from amodal3d.methods import build_predictor
     from amodal3d.pipeline import BUILTIN, DEFAULT_SCORE_THRESHOLD
 
     folder = BUILTIN["cpu-small"]

@@ -14,17 +14,15 @@ from amodal3d.evaluation.harness import EVAL_SCORE_THRESHOLD
 from amodal3d.structures import Predictor
 
 # Every method name, in table order.
-METHODS = ("visible", "convex-hull", "maskrcnn-amodal", "orcnn", "a3d", "a3d-fit", "a3d-no-prior",
+METHODS = ("visible", "convex-hull", "maskrcnn-amodal", "orcnn", "a3d", "a3d-no-fit", "a3d-no-prior",
            "a3d-unconstrained", "a3d-no-refine", "a3d-steps-2-5", "prior-only")
 _DETECTOR_METHODS = ("maskrcnn-amodal", "orcnn")
-# Render-and-compare steps of the accurate setting ``a3d-fit`` (``predict --fit-steps 10``).
-ACCURATE_FIT_STEPS = 10
 # A3D and its ablations: the :class:`~amodal3d.pipeline.PipelineOptions` fields each method sets (the
 # others stay the defaults, beside what the evaluation sets for every method: device, crop head, score
 # threshold, mirrored detections, objects kept by objectness).
 PIPELINE_METHODS: dict[str, dict] = {
     "a3d": {},
-    "a3d-fit": {"fit_steps": ACCURATE_FIT_STEPS},
+    "a3d-no-fit": {"fit_steps": 0},  # the priors as predicted: predict --fit-steps 0, the fast setting
     "a3d-no-prior": {"mode": "a3d-no-prior"},
     "a3d-unconstrained": {"occluder_constraint": False},
     "a3d-no-refine": {"mode": "a3d-no-refine"},

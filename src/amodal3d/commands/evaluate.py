@@ -16,7 +16,7 @@ def register(sub, train_sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Score a method on a dataset split; definitions in docs/metrics.md. "
                                    "Methods: visible, convex-hull (no model under given-visible), "
-                                   "maskrcnn-amodal, orcnn, a3d, a3d-fit, a3d-no-prior, a3d-unconstrained, "
+                                   "maskrcnn-amodal, orcnn, a3d, a3d-no-fit, a3d-no-prior, a3d-unconstrained, "
                                    "a3d-no-refine, a3d-steps-2-5, prior-only (shipped cpu-small weights unless "
                                    "--weights).")
     p.add_argument("--method", required=True, help="method name, e.g. visible, convex-hull, maskrcnn-amodal")
