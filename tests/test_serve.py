@@ -254,6 +254,8 @@ def test_page_in_a_browser(segmenter, tmp_path):
         browser.send("Page.navigate", url=f"http://127.0.0.1:{port}/")
         browser.wait_for("!!document.querySelector('#image-file input[type=file]')")
         load_s = time.perf_counter() - start
+        # the page's components arrive one by one; under load the options may follow the file input
+        browser.wait_for("!!document.querySelector('#canvas-margin input')")
         assert browser.js("document.querySelector('#canvas-margin input').value") == "0"  # past the border: off
         browser.upload("#image-file input[type=file]", FOUR)
         browser.wait_for("document.querySelector('#image-file').innerText.includes('KB')")  # uploaded
