@@ -56,12 +56,14 @@ def test_each_chain_rebuilds_the_shipped_config_hash(weights, stage, config):
     if stage != "shape":  # every round has the shipped architecture (shape's first round blurs more: sigma 0.5;
         # the refinement's rounds before the last trained on priors as predicted: prior_fit_steps 0)
         cls, model = STAGES[stage]
-        shipped = {k: v for k, v in to_dict(model(from_dict(cls, last, source=str(last_path)))).items()
-                   if k != "prior_fit_steps"}
+
+        def architecture(path, data) -> dict:
+            config = to_dict(model(from_dict(cls, data, source=str(path))))
+            return {k: v for k, v in config.items() if k != "prior_fit_steps"}
+
+        shipped = architecture(last_path, last)
         for path, data in chain[:-1]:
-            earlier = {k: v for k, v in to_dict(model(from_dict(cls, data, source=str(path)))).items()
-                       if k != "prior_fit_steps"}
-            assert earlier == shipped, f"{path}: not the shipped {weights} architecture"
+            assert architecture(path, data) == shipped, f"{path}: not the shipped {weights} architecture"
 
 
 def test_a_crop_head_read_at_64_pixels_is_not_the_shipped_one():

@@ -133,9 +133,12 @@ class MeshSource:
     def mesh_ids(self, category: str, split: str) -> list[str]:
         """The meshes of ``category`` in ``split``, less those found broken so far."""
         if self.kind == "procedural":
-            count = self.pool.get(split, DEFAULT_PROCEDURAL_POOL["test"])
-            return [f"procedural/{category}/{split}/{i:04d}" for i in range(count)]
+            return [f"procedural/{category}/{split}/{i:04d}" for i in range(self._pool_size(split))]
         return [i for i in self._files_in(category, split) if i not in self._broken]
+
+    def _pool_size(self, split: str) -> int:
+        """Procedural meshes per category in ``split``."""
+        return self.pool.get(split, DEFAULT_PROCEDURAL_POOL["test"])
 
     def _files_in(self, category: str, split: str) -> list[str]:
         """The mesh files of ``category`` in ``split``, broken ones included (cached: hashing every path
@@ -149,7 +152,7 @@ class MeshSource:
         """The categories with at least one mesh in ``split`` (not found broken so far), in
         :data:`CATEGORY_NAMES` order: a small collection may lack some categories in a split."""
         if self.kind == "procedural":
-            return tuple(self.categories) if self.pool.get(split, DEFAULT_PROCEDURAL_POOL["test"]) else ()
+            return tuple(self.categories) if self._pool_size(split) else ()
         return tuple(c for c in self.categories if any(i not in self._broken for i in self._files_in(c, split)))
 
     def describe(self) -> str:
