@@ -5,7 +5,9 @@
 Given the ground-truth visible masks (the prior's input), on the test split of a generated dataset:
 IoU of the rendered prior with the amodal mask, next to the visible mask taken as amodal, on
 occluded instances (occlude_rate >= 0.25); the prior's IoU on the hidden region; viewpoint error
-(ground truth only measures). Each figure twice, side by side: the network's prior as predicted and
+(ground truth only measures; ``azimuth_flip_*`` also counts the front/back twin ``180 - azimuth`` of the
+true azimuth as right: the silhouettes of a mirror-symmetric object cannot tell the two apart, and the
+prior does not change between them). Each figure twice, side by side: the network's prior as predicted and
 after ``--fit-steps`` of render-and-compare fitting of its camera to the visible mask (``fitted_*``).
 Writes benchmarks/results/shape_prior.json and a figure.
 
@@ -62,21 +64,53 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-def best_offset(predicted: np.ndarray, true: np.ndarray) -> tuple[int, np.ndarray]:
+def flip_azimuth(azimuth: np.ndarray) -> np.ndarray:
+    """The front/back twin ``180 - azimuth`` of each azimuth (degrees): an object mirror-symmetric about
+    its x = 0 plane has the same silhouette from both under an orthographic camera (and nearly so under
+    a perspective one), so silhouettes alone cannot tell them apart."""
+    return 180.0 - azimuth
+
+
+def azimuth_errors(predicted: np.ndarray, true: np.ndarray, flip: bool = False) -> np.ndarray:
+    """Absolute azimuth errors in degrees; ``flip``: the smaller of the errors to ``true`` and to its
+    front/back twin (:func:`flip_azimuth`)."""
+    err = angular_error(torch.tensor(predicted), torch.tensor(true)).numpy()
+    if flip:
+        err = np.minimum(err, angular_error(torch.tensor(predicted), torch.tensor(flip_azimuth(true))).numpy())
+    return err
+
+
+def best_offset(predicted: np.ndarray, true: np.ndarray, flip: bool = False) -> tuple[int, np.ndarray]:
     """The single global offset (0..359 deg) that minimises the median azimuth error, and the errors
     after it: an unsupervised model's canonical frame may be rotated about the vertical axis
-    (``true ~ predicted + offset``)."""
+    (``true ~ predicted + offset``); ``flip`` counts errors as :func:`azimuth_errors` does."""
     best, best_at = None, 0
     for offset in range(0, 360, 1):
-        err = angular_error(torch.tensor(predicted + offset), torch.tensor(true)).numpy()
+        err = azimuth_errors(predicted + offset, true, flip)
         if best is None or np.median(err) < np.median(best):
             best, best_at = err, offset
     return best_at, best
 
 
-def best_offset_error(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
+def best_offset_error(predicted: np.ndarray, true: np.ndarray, flip: bool = False) -> np.ndarray:
     """Azimuth errors after :func:`best_offset`."""
-    return best_offset(predicted, true)[1]
+    return best_offset(predicted, true, flip)[1]
+
+
+def azimuth_references(true: np.ndarray, groups: list[np.ndarray], seed: int = 0) -> dict:
+    """Reference levels of the azimuth figures for the true azimuths ``true`` (N,) in degrees, scored per
+    group (index arrays, one per category) after the best offset as the model is: ``chance`` uniformly
+    random predictions (plain and ``flip`` errors); ``coin_flip`` a model right up to the front/back
+    twin, which it picks by a coin toss (plain errors): what silhouettes alone can teach at best."""
+    rng = np.random.default_rng(seed)
+    errors = {"chance": [], "flip_chance": [], "coin_flip": []}
+    for idx in groups:
+        t = true[idx]
+        guess = rng.uniform(-180.0, 180.0, len(t))
+        errors["chance"].append(best_offset_error(guess, t))
+        errors["flip_chance"].append(best_offset_error(guess, t, flip=True))
+        errors["coin_flip"].append(best_offset_error(np.where(rng.uniform(size=len(t)) < 0.5, t, flip_azimuth(t)), t))
+    return {f"azimuth_{name}_acc30": round(float(np.mean(np.concatenate(e) <= 30)), 4) for name, e in errors.items()}
 
 
 # --------------------------------------------------------------------------- oracle rows (--oracle)
@@ -429,11 +463,11 @@ def run(args: argparse.Namespace) -> None:
     true = np.array([r["azimuth_true"] for r in rows])
     category_index = {name: np.array([i for i, r in enumerate(rows) if r["category"] == name]) for name in by_category}
 
-    def aligned_errors(key: str) -> np.ndarray:
+    def aligned_errors(key: str, flip: bool = False) -> np.ndarray:
         pred = np.array([r[key] for r in rows])
         errors = np.zeros_like(pred)
         for idx in category_index.values():
-            errors[idx] = best_offset_error(pred[idx], true[idx])
+            errors[idx] = best_offset_error(pred[idx], true[idx], flip)
         return errors
 
     oracle_extra = {}
@@ -456,21 +490,30 @@ def run(args: argparse.Namespace) -> None:
 
     raw = angular_error(torch.tensor([r["azimuth_pred"] for r in rows]), torch.tensor(true)).numpy()
     aligned, fitted_aligned = aligned_errors("azimuth_pred"), aligned_errors("azimuth_fitted")
+    flip_aligned = aligned_errors("azimuth_pred", flip=True)
     per_category = {name: {**summary(items),
                            "azimuth_median_error_deg": round(float(np.median(aligned[category_index[name]])), 2),
-                           "azimuth_acc30": round(float(np.mean(aligned[category_index[name]] <= 30)), 4)}
+                           "azimuth_acc30": round(float(np.mean(aligned[category_index[name]] <= 30)), 4),
+                           "azimuth_flip_acc30": round(float(np.mean(flip_aligned[category_index[name]] <= 30)), 4)}
                     for name, items in by_category.items()}
     result = {
         **summary(rows),
         "azimuth_median_error_deg": round(float(np.median(aligned)), 2),
         "azimuth_acc30": round(float(np.mean(aligned <= 30)), 4),
+        "azimuth_flip_median_error_deg": round(float(np.median(flip_aligned)), 2),
+        "azimuth_flip_acc30": round(float(np.mean(flip_aligned <= 30)), 4),
         "fitted_azimuth_median_error_deg": round(float(np.median(fitted_aligned)), 2),
         "fitted_azimuth_acc30": round(float(np.mean(fitted_aligned <= 30)), 4),
         "fit_steps": args.fit_steps,
         "azimuth_raw_median_error_deg": round(float(np.median(raw)), 2),
         "azimuth_raw_acc30": round(float(np.mean(raw <= 30)), 4),
+        **azimuth_references(true, list(category_index.values())),
         "azimuth_note": "azimuth errors after one best rotation offset per category (the unsupervised "
-                        "canonical frame is free to rotate about the vertical axis); raw = without it",
+                        "canonical frame is free to rotate about the vertical axis); raw = without it; "
+                        "flip = the smaller of the errors to the true azimuth and to its front/back twin "
+                        "180 - azimuth, which has the same silhouette for a mirror-symmetric object (with the "
+                        "elevation's sign flipped); references: chance = uniformly random predictions, "
+                        "coin_flip = right up to the twin, picked by a coin toss (plain errors)",
         "per_category": dict(sorted(per_category.items(), key=lambda kv: CATEGORY_NAMES.index(kv[0]))),
         "protocol": "ground-truth visible masks as input; prior = rendered silhouette > 0.5 pasted into the image",
         "weights": str(args.weights), "data": str(args.data), "split": args.split, "images": count,
