@@ -6,9 +6,10 @@ Given the ground-truth visible masks (the prior's input), on the test split of a
 IoU of the rendered prior with the amodal mask, next to the visible mask taken as amodal, on
 occluded instances (occlude_rate >= 0.25); the prior's IoU on the hidden region; viewpoint error
 (ground truth only measures; ``azimuth_flip_*`` also counts the front/back twin ``180 - azimuth`` of the
-true azimuth as right: the silhouettes of a mirror-symmetric object cannot tell the two apart, and the
-prior does not change between them). Each figure twice, side by side: the network's prior as predicted and
-after ``--fit-steps`` of render-and-compare fitting of its camera to the visible mask (``fitted_*``).
+true azimuth as right: from (a, e) and (180 - a, -e) a mirror-symmetric object has one silhouette, so at
+low elevations silhouettes hardly tell the two apart, and the prior hardly changes between them).
+Each figure twice, side by side: the network's prior as predicted and after ``--fit-steps`` of
+render-and-compare fitting of its camera to the visible mask (``fitted_*``).
 Writes benchmarks/results/shape_prior.json and a figure.
 
 ``--oracle`` (generated data only: it needs each instance's ``mesh_id``, ``pose`` and the image's
@@ -66,8 +67,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def flip_azimuth(azimuth: np.ndarray) -> np.ndarray:
     """The front/back twin ``180 - azimuth`` of each azimuth (degrees): an object mirror-symmetric about
-    its x = 0 plane has the same silhouette from both under an orthographic camera (and nearly so under
-    a perspective one), so silhouettes alone cannot tell them apart."""
+    its x = 0 plane has the same silhouette from (a, e) and from (180 - a, -e) under an orthographic
+    camera (nearly so under a perspective one), so at low elevations silhouettes hardly tell a from
+    its twin."""
     return 180.0 - azimuth
 
 
@@ -101,7 +103,7 @@ def azimuth_references(true: np.ndarray, groups: list[np.ndarray], seed: int = 0
     """Reference levels of the azimuth figures for the true azimuths ``true`` (N,) in degrees, scored per
     group (index arrays, one per category) after the best offset as the model is: ``chance`` uniformly
     random predictions (plain and ``flip`` errors); ``coin_flip`` a model right up to the front/back
-    twin, which it picks by a coin toss (plain errors): what silhouettes alone can teach at best."""
+    twin, which it picks by a coin toss (plain errors): what a model blind to the twin scores by luck."""
     rng = np.random.default_rng(seed)
     errors = {"chance": [], "flip_chance": [], "coin_flip": []}
     for idx in groups:
