@@ -86,12 +86,10 @@ def best_offset(predicted: np.ndarray, true: np.ndarray, flip: bool = False) -> 
     """The single global offset (0..359 deg) that minimises the median azimuth error, and the errors
     after it: an unsupervised model's canonical frame may be rotated about the vertical axis
     (``true ~ predicted + offset``); ``flip`` counts errors as :func:`azimuth_errors` does."""
-    best, best_at = None, 0
-    for offset in range(0, 360, 1):
-        err = azimuth_errors(predicted + offset, true, flip)
-        if best is None or np.median(err) < np.median(best):
-            best, best_at = err, offset
-    return best_at, best
+    offsets = np.arange(360)
+    errors = azimuth_errors(predicted[None, :] + offsets[:, None], true[None, :], flip)   # (360, N)
+    best_at = int(np.argmin(np.median(errors, axis=1)))  # the first of equal medians, as a scan would
+    return best_at, errors[best_at]
 
 
 def best_offset_error(predicted: np.ndarray, true: np.ndarray, flip: bool = False) -> np.ndarray:

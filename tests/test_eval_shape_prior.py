@@ -215,8 +215,7 @@ def test_a_mirror_symmetric_shape_has_the_same_silhouette_from_its_front_back_tw
     orthographic camera, nearly for a far one): the opposite direction mirrors the image, the object's
     mirror plane mirrors it back. No silhouette loss tells the two apart at e = 0, and at the low
     elevations the data engine draws (the camera looks down by 0-35 degrees) little but the
-    elevation's sign does. The turn by
-    180 degrees and the mirrored view (-a) do differ."""
+    elevation's sign does. The turn by 180 degrees and the mirrored view (-a) do differ."""
     verts, faces = _front_heavy_mesh()
     iou = _script().iou
 
